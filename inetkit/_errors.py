@@ -1,0 +1,313 @@
+"""The error model: `ErrorCode`, the `InetError` tree, and one translator.
+
+Theory of operation
+-------------------
+Every failure inetkit reports is an `InetError`, a subclass of `OSError`, with
+a stable `ErrorCode` in `.code`. Each subclass also derives from the matching
+built-in exception (`ValueError`, `TimeoutError`, `ConnectionRefusedError`,
+`ssl.SSLError`, ...) so that ``except`` clauses written for the standard
+library keep working.
+
+Three kinds of failure are kept apart, because the user's next step differs:
+
+* "you misused the API" -> `TypeError` or `InvalidArgumentError`, raised
+  before any I/O;
+* "you closed it" -> `InetError` with `HANDLE_CLOSED`;
+* "the network broke it" -> the translated `OSError` / `ssl.SSLError`.
+
+`translate_os_error` is the only place that turns an errno into a class and a
+code; everything else calls it, always with ``raise ... from exc``.
+
+Pickling: `OSError.__reduce__` rebuilds an exception from ``args`` only, which
+would lose ``code``, ``attempts`` and ``trace``; `InetError.__reduce__`
+carries them explicitly.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno as _errno
+import ssl
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "CancelledError",
+    "CertificateError",
+    "ConnectionClosedError",
+    "ErrorCode",
+    "HostNotFoundError",
+    "InetConnectionError",
+    "InetConnectionRefusedError",
+    "InetConnectionResetError",
+    "InetError",
+    "InetTimeoutError",
+    "InvalidArgumentError",
+    "OwnershipError",
+    "SecurityError",
+    "translate_os_error",
+]
+
+
+class ErrorCode(enum.IntEnum):
+    """inetkit's own stable error numbers (documented in ``docs/errors.md``).
+
+    The values are grouped by area and never reused: 0 means success (what
+    `compat.InetGetLastError` returns after a call that worked).
+    """
+
+    SUCCESS = 0
+    # Arguments (1xx)
+    INVALID_ARGUMENT = 100
+    INVALID_HOST_NAME = 101
+    INVALID_PORT = 102
+    # Resolution (2xx)
+    HOST_NOT_FOUND = 200
+    # Connecting and transport (3xx)
+    TIMED_OUT = 300
+    CONNECTION_REFUSED = 301
+    CONNECTION_RESET = 302
+    CONNECTION_CLOSED = 303
+    NETWORK_UNREACHABLE = 304
+    HOST_UNREACHABLE = 305
+    ADDRESS_IN_USE = 306
+    ADDRESS_NOT_AVAILABLE = 307
+    CONNECTION_ABORTED = 308
+    NETWORK_ERROR = 309
+    # Handle state (4xx)
+    HANDLE_CLOSED = 400
+    NOT_HANDLE_OWNER = 401
+    HANDLE_BUSY = 402
+    CANCELLED = 403
+    LINE_TOO_LONG = 404
+    PERMISSION_DENIED = 405
+    # Security (5xx)
+    HANDSHAKE_FAILED = 500
+    PROTOCOL_VERSION = 501
+    CLIENT_CERTIFICATE_REQUIRED = 502
+    CLIENT_CERTIFICATE_REJECTED = 503
+    INVALID_CREDENTIALS = 504
+    CERTIFICATE_NOT_FOUND = 505
+    PIN_MISMATCH = 506
+    STARTTLS_REFUSED = 507
+    UNEXPECTED_PLAINTEXT = 508
+    ALREADY_SECURE = 509
+    CERTIFICATE_UNTRUSTED = 520
+    CERTIFICATE_EXPIRED = 521
+    CERTIFICATE_NOT_YET_VALID = 522
+    CERTIFICATE_NAME_MISMATCH = 523
+
+
+class InetError(OSError):
+    """Base class of every error inetkit reports.
+
+    Attributes:
+        code: the `ErrorCode`.
+        errno: the operating system's errno when there was one, else ``None``.
+        message: what happened, naming the host, port or address.
+        attempts: for a connect that tried several addresses, each attempt's
+            own error, most preferred address first.
+        trace: the connect's trace (see `Connection.trace`) for errors raised
+            by `connect`, else ``None``.
+        bytes_sent: for a `write` that failed part-way, how much was sent.
+    """
+
+    default_code: ErrorCode = ErrorCode.NETWORK_ERROR
+
+    code: ErrorCode
+    message: str
+    attempts: tuple[InetError, ...]
+    trace: Any
+    bytes_sent: int | None
+
+    def __init__(
+        self,
+        message: str,
+        code: ErrorCode | None = None,
+        *,
+        errno: int | None = None,
+        attempts: Sequence[InetError] = (),
+        trace: Any = None,
+        bytes_sent: int | None = None,
+    ) -> None:
+        # OSError(errno, strerror) fills .errno/.strerror; OSError(message)
+        # leaves them None. Either way str(exc) must be our message.
+        if errno is not None:
+            super().__init__(errno, message)
+        else:
+            super().__init__(message)
+        self.code = code if code is not None else self.default_code
+        self.message = message
+        self.attempts = tuple(attempts)
+        self.trace = trace
+        self.bytes_sent = bytes_sent
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, code={self.code.name})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild,
+            (
+                type(self),
+                self.message,
+                int(self.code),
+                self.errno,
+                self.attempts,
+                self.trace,
+                self.bytes_sent,
+            ),
+        )
+
+
+def _rebuild(
+    cls: type[InetError],
+    message: str,
+    code: int,
+    errno: int | None,
+    attempts: tuple[InetError, ...],
+    trace: Any,
+    bytes_sent: int | None,
+) -> InetError:
+    exc = cls.__new__(cls)
+    InetError.__init__(
+        exc,
+        message,
+        ErrorCode(code),
+        errno=errno,
+        attempts=attempts,
+        trace=trace,
+        bytes_sent=bytes_sent,
+    )
+    return exc
+
+
+class InvalidArgumentError(InetError, ValueError):
+    """A value of the right type that is not valid (raised before any I/O)."""
+
+    default_code = ErrorCode.INVALID_ARGUMENT
+
+
+class HostNotFoundError(InetError):
+    """The host name could not be resolved to any address."""
+
+    default_code = ErrorCode.HOST_NOT_FOUND
+
+
+class InetTimeoutError(InetError, TimeoutError):
+    """The deadline ran out (connect) or the I/O timeout expired."""
+
+    default_code = ErrorCode.TIMED_OUT
+
+
+class InetConnectionError(InetError, ConnectionError):
+    """The network refused, reset or could not route the connection."""
+
+    default_code = ErrorCode.NETWORK_ERROR
+
+
+class InetConnectionRefusedError(InetConnectionError, ConnectionRefusedError):
+    """Nothing listens at the address (TCP RST on connect)."""
+
+    default_code = ErrorCode.CONNECTION_REFUSED
+
+
+class InetConnectionResetError(InetConnectionError, ConnectionResetError):
+    """The peer reset the connection."""
+
+    default_code = ErrorCode.CONNECTION_RESET
+
+
+class ConnectionClosedError(InetError, ConnectionError):
+    """The peer closed the connection before the expected data arrived."""
+
+    default_code = ErrorCode.CONNECTION_CLOSED
+
+
+class SecurityError(InetError, ssl.SSLError):
+    """TLS could not be set up or was refused."""
+
+    default_code = ErrorCode.HANDSHAKE_FAILED
+
+
+class CertificateError(SecurityError, ssl.SSLCertVerificationError):
+    """The server's certificate failed verification."""
+
+    default_code = ErrorCode.CERTIFICATE_UNTRUSTED
+
+
+class OwnershipError(InetError):
+    """The calling thread does not own the handle, or the handle is busy."""
+
+    default_code = ErrorCode.NOT_HANDLE_OWNER
+
+
+class CancelledError(InetError):
+    """A blocked call was interrupted by `Connection.cancel()`."""
+
+    default_code = ErrorCode.CANCELLED
+
+
+# errno -> (class, code). Anything not listed is a generic InetConnectionError.
+_ERRNO_MAP: dict[int, tuple[type[InetError], ErrorCode]] = {
+    _errno.ECONNREFUSED: (InetConnectionRefusedError, ErrorCode.CONNECTION_REFUSED),
+    _errno.ECONNRESET: (InetConnectionResetError, ErrorCode.CONNECTION_RESET),
+    _errno.EPIPE: (InetConnectionResetError, ErrorCode.CONNECTION_RESET),
+    _errno.ECONNABORTED: (InetConnectionError, ErrorCode.CONNECTION_ABORTED),
+    _errno.ETIMEDOUT: (InetTimeoutError, ErrorCode.TIMED_OUT),
+    _errno.ENETUNREACH: (InetConnectionError, ErrorCode.NETWORK_UNREACHABLE),
+    _errno.ENETDOWN: (InetConnectionError, ErrorCode.NETWORK_UNREACHABLE),
+    _errno.EHOSTUNREACH: (InetConnectionError, ErrorCode.HOST_UNREACHABLE),
+    _errno.EHOSTDOWN: (InetConnectionError, ErrorCode.HOST_UNREACHABLE),
+    _errno.EADDRINUSE: (InetConnectionError, ErrorCode.ADDRESS_IN_USE),
+    _errno.EADDRNOTAVAIL: (InetConnectionError, ErrorCode.ADDRESS_NOT_AVAILABLE),
+    _errno.EACCES: (InetError, ErrorCode.PERMISSION_DENIED),
+    _errno.EPERM: (InetError, ErrorCode.PERMISSION_DENIED),
+    _errno.EAFNOSUPPORT: (InetConnectionError, ErrorCode.ADDRESS_NOT_AVAILABLE),
+    _errno.EBADF: (InetError, ErrorCode.HANDLE_CLOSED),
+}
+
+# What to tell the user to do next, per code, appended to the message.
+_HINTS: dict[ErrorCode, str] = {
+    ErrorCode.CONNECTION_REFUSED: "nothing is listening there; check the host and port",
+    ErrorCode.NETWORK_UNREACHABLE: "no route to that network; check the address family and routes",
+    ErrorCode.HOST_UNREACHABLE: "the host does not answer; check that it is up",
+    ErrorCode.ADDRESS_IN_USE: "the local address is taken; choose another local port",
+    ErrorCode.ADDRESS_NOT_AVAILABLE: (
+        "the local address does not exist on this machine or does not fit the address family"
+    ),
+    ErrorCode.PERMISSION_DENIED: "the operating system refused the operation",
+}
+
+
+def translate_os_error(
+    exc: BaseException,
+    *,
+    action: str,
+    target: str,
+) -> InetError:
+    """Turn an `OSError` into the matching `InetError` subclass.
+
+    ``action`` says what was being done ("connect", "read", "write", ...),
+    ``target`` names the host/port/address ("example.com port 443 (192.0.2.1)").
+    The caller raises the result ``from exc``. An `InetError` is returned as
+    it is.
+    """
+    if isinstance(exc, InetError):
+        return exc
+    if isinstance(exc, TimeoutError) and getattr(exc, "errno", None) is None:
+        return InetTimeoutError(f"{action} {target}: timed out", ErrorCode.TIMED_OUT)
+    err = getattr(exc, "errno", None)
+    cls, code = _ERRNO_MAP.get(err, (InetConnectionError, ErrorCode.NETWORK_ERROR)) if err else (
+        InetConnectionError,
+        ErrorCode.NETWORK_ERROR,
+    )
+    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    message = f"{action} {target} failed: {reason}"
+    hint = _HINTS.get(code)
+    if hint:
+        message = f"{message} ({hint})"
+    return cls(message, code, errno=err)

@@ -1,0 +1,174 @@
+"""Option flags, protocols, and applying the flags to a socket.
+
+The numeric values of `Option` equal SocketWrench's ``INET_OPTION_*``
+constants (where SocketWrench defines them) so ported code keeps its numbers;
+inetkit's own flags take free bits above them.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import logging
+import socket
+from dataclasses import dataclass
+
+from ._errors import ErrorCode, InetError, InvalidArgumentError, translate_os_error
+
+__all__ = ["KeepAlive", "Option", "Protocol", "apply_socket_options", "bind_reserved_port"]
+
+logger = logging.getLogger("inetkit")
+
+
+class Option(enum.IntFlag):
+    """Connection option flags, combined with ``|``."""
+
+    NONE = 0
+    BROADCAST = 0x1
+    DONTROUTE = 0x2
+    KEEPALIVE = 0x4
+    NODELAY = 0x10
+    RESERVEDPORT = 0x40
+    NOINHERIT = 0x80
+    TRUSTEDSITE = 0x800
+    SECURE = 0x1000
+    SECURE_FALLBACK = 0x2000
+    PREFER_IPV6 = 0x4000
+    FREETHREAD = 0x8000
+
+
+class Protocol(enum.IntEnum):
+    """Transport protocol; the values are the IP protocol numbers."""
+
+    TCP = 6
+    UDP = 17
+
+
+#: Every bit `Option` defines; anything else in an ``options`` value is refused.
+ALL_OPTIONS = 0
+for _flag in Option:
+    ALL_OPTIONS |= int(_flag)
+del _flag
+
+
+@dataclass(frozen=True, slots=True)
+class KeepAlive:
+    """TCP keep-alive tuning, used with `Option.KEEPALIVE`.
+
+    Attributes:
+        idle: seconds of silence before the first probe (``TCP_KEEPIDLE``).
+        interval: seconds between probes (``TCP_KEEPINTVL``).
+        count: unanswered probes before the connection is dropped
+            (``TCP_KEEPCNT``).
+
+    A field left ``None`` keeps the operating system's default. Where the
+    platform lacks a knob, that field is ignored (logged at debug level).
+    """
+
+    idle: int | None = None
+    interval: int | None = None
+    count: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("idle", "interval", "count"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"KeepAlive.{name} must be an int or None, not {type(value).__name__}")
+            if not 1 <= value <= 32767:
+                raise InvalidArgumentError(
+                    f"KeepAlive.{name} must be between 1 and 32767, got {value}",
+                    ErrorCode.INVALID_ARGUMENT,
+                )
+
+
+def check_options(options: object) -> Option:
+    """Validate an ``options`` argument and return it as an `Option`."""
+    if isinstance(options, bool) or not isinstance(options, int):
+        raise TypeError(f"options must be an Option (int flags), not {type(options).__name__}")
+    if options & ~ALL_OPTIONS or options < 0:
+        raise InvalidArgumentError(
+            f"options has unknown bits set: {options & ~ALL_OPTIONS:#x} "
+            f"(valid flags are the members of inetkit.Option)",
+            ErrorCode.INVALID_ARGUMENT,
+        )
+    return Option(options)
+
+
+def apply_socket_options(
+    sock: socket.socket, options: Option, protocol: Protocol, keepalive: KeepAlive | None
+) -> None:
+    """Apply the socket-level flags in ``options`` to a fresh socket.
+
+    Called before ``connect`` so that options that matter for the handshake
+    (``SO_DONTROUTE``) already hold. Raises `InetError` from `OSError`.
+    """
+    try:
+        if options & Option.BROADCAST:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        if options & Option.DONTROUTE:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_DONTROUTE, 1)
+        if protocol is Protocol.TCP:
+            if options & Option.NODELAY:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if options & Option.KEEPALIVE:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                if keepalive is not None:
+                    _apply_keepalive(sock, keepalive)
+    except OSError as exc:
+        raise translate_os_error(exc, action="set socket options on", target="a new socket") from exc
+
+
+_KEEPALIVE_KNOBS = (
+    ("idle", "TCP_KEEPIDLE"),
+    ("interval", "TCP_KEEPINTVL"),
+    ("count", "TCP_KEEPCNT"),
+)
+
+
+def _apply_keepalive(sock: socket.socket, keepalive: KeepAlive) -> None:
+    for field, constant in _KEEPALIVE_KNOBS:
+        value = getattr(keepalive, field)
+        if value is None:
+            continue
+        opt = getattr(socket, constant, None)
+        if opt is None:  # pragma: no cover - platform without the knob
+            logger.debug("keep-alive %s is not tunable on this platform; ignored", field)
+            continue
+        sock.setsockopt(socket.IPPROTO_TCP, opt, value)
+
+
+#: RESERVEDPORT searches this range from the top down, as rresvport(3) does.
+RESERVED_PORT_HIGH = 1023
+RESERVED_PORT_LOW = 512
+
+
+def bind_reserved_port(sock: socket.socket, local_ip: str) -> int:
+    """Bind ``sock`` to a free port in 1023..512 and return the port.
+
+    Raises `InetError` (`PERMISSION_DENIED`) when the process may not bind
+    privileged ports, and `InetConnectionError` (`ADDRESS_IN_USE`) when every
+    port in the range is taken.
+    """
+    for port in range(RESERVED_PORT_HIGH, RESERVED_PORT_LOW - 1, -1):
+        try:
+            sock.bind((local_ip, port))
+        except PermissionError as exc:
+            raise InetError(
+                f"Option.RESERVEDPORT: binding local port {port} (below 1024) is not "
+                "allowed for this process; run with CAP_NET_BIND_SERVICE or as root, "
+                "or drop Option.RESERVEDPORT",
+                ErrorCode.PERMISSION_DENIED,
+                errno=exc.errno,
+            ) from exc
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                continue
+            raise translate_os_error(exc, action="bind reserved port on", target=local_ip or "any address") from exc
+        return port
+    raise translate_os_error(
+        OSError(errno.EADDRINUSE, f"all ports {RESERVED_PORT_LOW}-{RESERVED_PORT_HIGH} are in use"),
+        action="Option.RESERVEDPORT: bind",
+        target=local_ip or "any address",
+    )
