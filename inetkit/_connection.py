@@ -1,0 +1,722 @@
+"""The `Connection` handle and its I/O.
+
+Theory of operation
+-------------------
+A `Connection` is a thin, fast layer over a *transport* (``_transport``): plain
+TCP/UDP first, replaced in place by the TLS engine when security is enabled.
+Everything above the transport (buffering, lines, ownership, timeouts) is the
+same for both, so plain and secure handles behave alike.
+
+Reads: one reusable receive buffer (a fixed ``bytearray`` with a persistent
+``memoryview``) serves `read_line` and `read_exactly`; line ends are found
+with ``bytearray.find`` (a C-level search), never a Python loop per byte.
+`read` and `read_into` bypass the buffer when it is empty, so bulk reads are
+one system call straight into the caller's memory.
+
+Writes: whole buffers go to the kernel; `write` returns only when every byte
+was accepted, or raises with ``bytes_sent``.
+
+Timeouts: `timeout` bounds each call as a whole (as ``socket.sendall`` does):
+the deadline is fixed when the call starts.
+
+Threads: every operation passes through the `Guard` (``_ownership``): the
+owner check, or on a free-threaded handle the reader/writer locks; blocking
+waits are interruptible by `cancel` and by a cross-thread `close`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import socket
+import time
+import warnings
+from collections.abc import Iterator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, final
+
+from ._errors import (
+    ConnectionClosedError,
+    ErrorCode,
+    InetError,
+    InvalidArgumentError,
+    SecurityError,
+    translate_os_error,
+)
+from ._options import Option, Protocol
+from ._ownership import Guard
+from ._trace import ConnectTrace
+from ._transport import PlainTransport, Transport
+
+if TYPE_CHECKING:
+    from ._credentials import SecurityCredentials
+    from ._tls import SecurityInfo
+
+__all__ = ["Connection", "check_timeout"]
+
+logger = logging.getLogger("inetkit")
+
+#: Initial size of the receive buffer: one full TCP read on loopback and the
+#: largest TLS record payload (16 KiB) fit several times over.
+READ_BUFFER_SIZE = 65536
+#: Default `read` size and `read_line` limit (API.md).
+DEFAULT_MAX_BYTES = 65536
+#: Largest UDP payload over IPv4/IPv6 (65535 minus the 8-byte UDP header).
+MAX_DATAGRAM = 65527
+
+_monotonic = time.monotonic
+
+
+def check_timeout(value: object, name: str) -> float | None:
+    """Validate a timeout: a finite number > 0, or None for no deadline."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds or None, not {type(value).__name__}")
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise InvalidArgumentError(
+            f"{name} must be a finite number of seconds > 0, or None to wait forever; got {value!r}",
+            ErrorCode.INVALID_ARGUMENT,
+        )
+    return seconds
+
+
+def _ip_port(sockaddr: Any) -> tuple[str, int]:
+    return (sockaddr[0], sockaddr[1])
+
+
+@final
+class Connection:
+    """A connected client handle, made by `inetkit.connect`.
+
+    It owns one socket. Use it as a context manager, or call `close`. Unless it
+    was made with `Option.FREETHREAD`, only the thread that owns it (the one
+    that made it, or the last to call `attach_thread`) may operate on it.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_guard",
+        "_host",
+        "_local",
+        "_options",
+        "_port",
+        "_protocol",
+        "_rend",
+        "_remote",
+        "_rpos",
+        "_rview",
+        "_security",
+        "_timeout",
+        "_trace",
+        "_transport",
+        "_plain",
+        "_target",
+        "_credentials",
+        "_session_cache",
+    )
+
+    _guard: Guard
+    _transport: Transport
+    _plain: PlainTransport
+    _security: SecurityInfo | None
+
+    def __init__(self) -> None:
+        raise TypeError("Connection handles are made by inetkit.connect() or inetkit.connect_url()")
+
+    @classmethod
+    def _from_socket(
+        cls,
+        sock: socket.socket,
+        *,
+        host: str,
+        port: int,
+        protocol: Protocol,
+        options: Option,
+        timeout: float | None,
+        trace: ConnectTrace,
+    ) -> Connection:
+        """Wrap a connected, non-blocking socket (inetkit-internal)."""
+        self = object.__new__(cls)
+        self._host = host
+        self._port = port
+        self._protocol = protocol
+        self._options = options
+        self._timeout = timeout
+        self._trace = trace
+        self._remote = _ip_port(sock.getpeername())
+        self._local = _ip_port(sock.getsockname())
+        where = f"[{self._remote[0]}]" if ":" in self._remote[0] else self._remote[0]
+        if where == host or self._remote[0] == host:
+            self._target = f"{where}:{port}"
+        else:
+            self._target = f"{host} port {port} ({self._remote[0]})"
+        self._guard = Guard(free_thread=bool(options & Option.FREETHREAD), describe=self._target)
+        self._plain = PlainTransport(sock, self._guard, self._target, datagram=protocol is Protocol.UDP)
+        self._transport = self._plain
+        self._rview = memoryview(bytearray(READ_BUFFER_SIZE))
+        self._rpos = 0
+        self._rend = 0
+        self._security = None
+        self._credentials: SecurityCredentials | None = None
+        self._session_cache = True
+        return self
+
+    # -- properties (any thread) ---------------------------------------
+
+    @property
+    def host_name(self) -> str:
+        """The host as asked for, in its normalized form."""
+        return self._host
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def protocol(self) -> Protocol:
+        return self._protocol
+
+    @property
+    def options(self) -> Option:
+        return self._options
+
+    @property
+    def local_address(self) -> tuple[str, int]:
+        """``(ip, port)`` of this end."""
+        return self._local
+
+    @property
+    def remote_address(self) -> tuple[str, int]:
+        """``(ip, port)`` of the peer that won the connect."""
+        return self._remote
+
+    @property
+    def trace(self) -> ConnectTrace:
+        """How the connect went: resolution, attempts, TLS and STARTTLS times."""
+        return self._trace
+
+    @property
+    def owner(self) -> int | None:
+        """The owning thread's ``threading.get_ident()``, or None when free-threaded."""
+        return self._guard.owner
+
+    @property
+    def is_secure(self) -> bool:
+        return self._security is not None
+
+    @property
+    def security_info(self) -> SecurityInfo | None:
+        """TLS details once security is enabled, else None."""
+        return self._security
+
+    @property
+    def closed(self) -> bool:
+        return self._guard.closed
+
+    @property
+    def timeout(self) -> float | None:
+        """The I/O timeout in seconds for each call as a whole; None waits forever."""
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, value: float | None) -> None:
+        self._timeout = check_timeout(value, "timeout")
+
+    def fileno(self) -> int:
+        """The socket's descriptor (for selectors); -1 once closed."""
+        if self._guard.closed:
+            return -1
+        return self._plain.sock.fileno()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._guard.closed else "open"
+        proto = self._protocol.name.lower()
+        local = f"{self._local[0]}:{self._local[1]}"
+        remote = f"{self._remote[0]}:{self._remote[1]}"
+        security = f" {self._security.protocol}" if self._security is not None else ""
+        owner = "free-threaded" if self._guard.owner is None else f"owner={self._guard.owner}"
+        return (
+            f"<inetkit.Connection {proto}{security} {self._host}:{self._port} "
+            f"{local}->{remote} {owner} {state}>"
+        )
+
+    # -- helpers -------------------------------------------------------
+
+    def _deadline(self) -> float | None:
+        timeout = self._timeout
+        return None if timeout is None else _monotonic() + timeout
+
+    def _stream_only(self, what: str) -> None:
+        if self._protocol is Protocol.UDP:
+            raise InvalidArgumentError(
+                f"{what}() is a stream operation; a UDP handle to {self._target} reads one datagram "
+                "per read() call",
+                ErrorCode.INVALID_ARGUMENT,
+            )
+
+    def _fill(self, deadline: float | None) -> int:
+        """Receive more into the buffer tail; return the count (0 at EOF)."""
+        view = self._rview
+        if self._rpos == self._rend:
+            self._rpos = self._rend = 0
+        elif self._rend == len(view):
+            if self._rpos:
+                # Move the unread bytes to the front (memoryview copies handle overlap).
+                count = self._rend - self._rpos
+                view[:count] = view[self._rpos : self._rend]
+                self._rpos, self._rend = 0, count
+            else:
+                bigger = memoryview(bytearray(len(view) * 2))
+                bigger[: self._rend] = view[: self._rend]
+                view.release()
+                self._rview = view = bigger
+        count = self._transport.recv_into(view[self._rend :], deadline)
+        self._rend += count
+        return count
+
+    def _stash(self, data: memoryview) -> None:
+        """Put bytes back in front of the buffer (data received but not delivered)."""
+        unread = bytes(self._rview[self._rpos : self._rend])
+        joined = bytes(data) + unread
+        if len(joined) > len(self._rview):
+            self._rview = memoryview(bytearray(max(len(joined), READ_BUFFER_SIZE)))
+        self._rview[: len(joined)] = joined
+        self._rpos, self._rend = 0, len(joined)
+
+    # -- reading -------------------------------------------------------
+
+    def read(self, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+        """Read up to ``max_bytes`` (at least 1); ``b""`` once the peer has closed.
+
+        On UDP, one datagram (an empty datagram is ``b""``; a datagram longer
+        than ``max_bytes`` is cut, as with ``socket.recv``).
+        """
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int):
+            raise TypeError(f"max_bytes must be an int, not {type(max_bytes).__name__}")
+        if max_bytes < 1:
+            raise InvalidArgumentError(f"max_bytes must be at least 1, got {max_bytes}")
+        guard = self._guard
+        guard.enter()
+        try:
+            if guard.read_lock is not None:
+                guard.take(guard.read_lock, self._deadline())
+                try:
+                    return self._read(max_bytes)
+                finally:
+                    guard.read_lock.release()
+            return self._read(max_bytes)
+        finally:
+            guard.leave()
+
+    def _read(self, max_bytes: int) -> bytes:
+        available = self._rend - self._rpos
+        if available:
+            count = min(available, max_bytes)
+            start = self._rpos
+            self._rpos = start + count
+            return bytes(self._rview[start : start + count])
+        return self._transport.recv(max_bytes, self._deadline())
+
+    def read_into(self, buffer: Any) -> int:
+        """Fill a writable buffer (``bytearray``, ``memoryview``, ...); return the count.
+
+        Bytes go straight from the kernel into ``buffer`` when nothing is
+        buffered. Returns 0 once the peer has closed (or for an empty buffer).
+        """
+        view = memoryview(buffer)
+        if view.readonly:
+            raise TypeError("read_into() needs a writable buffer")
+        if view.format != "B" or view.ndim != 1:
+            view = view.cast("B")
+        if not view.nbytes:
+            return 0
+        guard = self._guard
+        guard.enter()
+        try:
+            if guard.read_lock is not None:
+                guard.take(guard.read_lock, self._deadline())
+                try:
+                    return self._read_into(view)
+                finally:
+                    guard.read_lock.release()
+            return self._read_into(view)
+        finally:
+            guard.leave()
+
+    def _read_into(self, view: memoryview) -> int:
+        available = self._rend - self._rpos
+        if available:
+            count = min(available, len(view))
+            start = self._rpos
+            view[:count] = self._rview[start : start + count]
+            self._rpos = start + count
+            return count
+        return self._transport.recv_into(view, self._deadline())
+
+    def read_exactly(self, n: int) -> bytes:
+        """Exactly ``n`` bytes, or `ConnectionClosedError` if the peer closes first.
+
+        Bytes received before such an end stay buffered for `read`.
+        """
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise TypeError(f"n must be an int, not {type(n).__name__}")
+        if n < 0:
+            raise InvalidArgumentError(f"n must be >= 0, got {n}")
+        self._stream_only("read_exactly")
+        guard = self._guard
+        guard.enter()
+        try:
+            if guard.read_lock is not None:
+                guard.take(guard.read_lock, self._deadline())
+                try:
+                    return self._read_exactly(n)
+                finally:
+                    guard.read_lock.release()
+            return self._read_exactly(n)
+        finally:
+            guard.leave()
+
+    def _read_exactly(self, n: int) -> bytes:
+        start = self._rpos
+        available = self._rend - start
+        if available >= n:
+            self._rpos = start + n
+            return bytes(self._rview[start : start + n])
+        deadline = self._deadline()
+        result = bytearray(n)
+        out = memoryview(result)
+        out[:available] = self._rview[start : self._rend]
+        self._rpos = self._rend = 0
+        got = available
+        try:
+            while got < n:
+                count = self._transport.recv_into(out[got:], deadline)
+                if count == 0:
+                    self._stash(out[:got])
+                    raise ConnectionClosedError(
+                        f"read from {self._target}: the peer closed the connection after {got} of "
+                        f"{n} bytes",
+                        ErrorCode.CONNECTION_CLOSED,
+                    )
+                got += count
+        except InetError as exc:
+            if not isinstance(exc, ConnectionClosedError) and got:
+                self._stash(out[:got])
+            raise
+        finally:
+            out.release()
+        return bytes(result)
+
+    def read_line(self, max_length: int = DEFAULT_MAX_BYTES) -> bytes:
+        """The next line with its terminator (``\\n`` or ``\\r\\n``); ``b""`` at EOF.
+
+        A last line without a terminator is returned as it is. A line whose
+        content (without the terminator) is longer than ``max_length`` raises
+        `InetError` (``LINE_TOO_LONG``); its bytes stay buffered.
+        """
+        if isinstance(max_length, bool) or not isinstance(max_length, int):
+            raise TypeError(f"max_length must be an int, not {type(max_length).__name__}")
+        if max_length < 1:
+            raise InvalidArgumentError(f"max_length must be at least 1, got {max_length}")
+        self._stream_only("read_line")
+        guard = self._guard
+        guard.enter()
+        try:
+            if guard.read_lock is not None:
+                guard.take(guard.read_lock, self._deadline())
+                try:
+                    return self._read_line(max_length)
+                finally:
+                    guard.read_lock.release()
+            return self._read_line(max_length)
+        finally:
+            guard.leave()
+
+    def _read_line(self, max_length: int) -> bytes:
+        view = self._rview
+        buf = view.obj
+        assert isinstance(buf, bytearray)
+        # ``scanned`` counts bytes after _rpos already known to hold no "\n".
+        scanned = 0
+        deadline: float | None = None
+        first = True
+        while True:
+            start = self._rpos
+            end = self._rend
+            index = buf.find(b"\n", start + scanned, end)
+            if index >= 0:
+                content = index - start
+                if content and buf[index - 1] == 0x0D:
+                    content -= 1
+                if content > max_length:
+                    raise self._line_too_long(max_length)
+                self._rpos = index + 1
+                return bytes(view[start : index + 1])
+            scanned = end - start
+            # Allow one extra byte: a "\r" that may be followed by "\n".
+            if scanned > max_length + 1:
+                raise self._line_too_long(max_length)
+            if first:
+                deadline = self._deadline()
+                first = False
+            count = self._fill(deadline)
+            view = self._rview
+            buf = view.obj
+            assert isinstance(buf, bytearray)
+            if count == 0:
+                start = self._rpos
+                end = self._rend
+                self._rpos = end
+                return bytes(view[start:end])
+
+    def _line_too_long(self, max_length: int) -> InetError:
+        return InetError(
+            f"read_line from {self._target}: the line is longer than max_length={max_length} bytes; "
+            "raise max_length or read the data with read()",
+            ErrorCode.LINE_TOO_LONG,
+        )
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.read_line()
+        if not line:
+            raise StopIteration
+        return line
+
+    # -- writing -------------------------------------------------------
+
+    def write(self, data: Any) -> int:
+        """Write all of ``data`` (a bytes-like object); return its length in bytes.
+
+        On UDP, ``data`` is one datagram. A failure part-way raises with
+        ``bytes_sent`` set.
+        """
+        if isinstance(data, str):
+            raise TypeError("write() takes bytes-like data, not str; encode it or use write_line()")
+        view = memoryview(data)
+        if view.format != "B" or view.ndim != 1 or not view.c_contiguous:
+            view = memoryview(view.tobytes()) if not view.c_contiguous else view.cast("B")
+        guard = self._guard
+        guard.enter()
+        try:
+            if guard.write_lock is not None:
+                guard.take(guard.write_lock, self._deadline())
+                try:
+                    self._transport.sendall(view, self._deadline())
+                finally:
+                    guard.write_lock.release()
+            else:
+                self._transport.sendall(view, self._deadline())
+        finally:
+            guard.leave()
+        return len(view)
+
+    def write_line(self, line: str | bytes) -> int:
+        """Write ``line`` (``str`` as UTF-8, or bytes) followed by CRLF; return the bytes written."""
+        if isinstance(line, str):
+            data = line.encode("utf-8") + b"\r\n"
+        elif isinstance(line, bytes | bytearray | memoryview):
+            data = bytes(line) + b"\r\n"
+        else:
+            raise TypeError(f"write_line() takes str or bytes, not {type(line).__name__}")
+        return self.write(data)
+
+    # -- readiness -----------------------------------------------------
+
+    def is_readable(self, timeout: float = 0.0) -> bool:
+        """True when a read would not block (data or end of stream is waiting)."""
+        return self._ready(timeout, write=False)
+
+    def is_writable(self, timeout: float = 0.0) -> bool:
+        """True when a write of at least one byte would not block."""
+        return self._ready(timeout, write=True)
+
+    def _ready(self, timeout: float | None, *, write: bool) -> bool:
+        if timeout is not None and timeout != 0:
+            timeout = check_timeout(timeout, "timeout")
+        guard = self._guard
+        guard.enter()
+        try:
+            if not write and (self._rend > self._rpos or self._transport.pending()):
+                return True
+            waiter = self._plain.write_waiter if write else self._plain.read_waiter
+            deadline = None if timeout is None else _monotonic() + timeout
+            lock = guard.write_lock if write else guard.read_lock
+            if lock is not None:
+                guard.take(lock, deadline)
+                try:
+                    return waiter.wait(deadline)
+                finally:
+                    lock.release()
+            return waiter.wait(deadline)
+        finally:
+            guard.leave()
+
+    # -- threads -------------------------------------------------------
+
+    def attach_thread(self) -> int | None:
+        """Make the calling thread the owner; return the previous owner's thread id.
+
+        On a free-threaded handle this does nothing and returns None.
+        """
+        return self._guard.attach()
+
+    def cancel(self) -> None:
+        """From any thread: a call blocked on this handle raises `CancelledError` promptly.
+
+        With nothing in progress it does nothing.
+        """
+        self._guard.cancel()
+
+    # -- TLS -----------------------------------------------------------
+
+    def enable_security(
+        self,
+        credentials: SecurityCredentials | None = None,
+        *,
+        server_name: str | None = None,
+    ) -> None:
+        """Start TLS on this live plain connection (explicit TLS, after STARTTLS).
+
+        Verification is the same as for `Option.SECURE`. Refused with
+        ``UNEXPECTED_PLAINTEXT`` when the server already sent bytes that were
+        not read (a response-injection defence), and with ``ALREADY_SECURE``
+        on a secure handle.
+        """
+        guard = self._guard
+        guard.enter()
+        try:
+            deadline = self._deadline()
+            guard.take(guard.read_lock, deadline)
+            try:
+                guard.take(guard.write_lock, deadline)
+                try:
+                    self._enable_security(credentials, server_name, deadline)
+                finally:
+                    if guard.write_lock is not None:
+                        guard.write_lock.release()
+            finally:
+                if guard.read_lock is not None:
+                    guard.read_lock.release()
+        finally:
+            guard.leave()
+
+    def _enable_security(
+        self,
+        credentials: SecurityCredentials | None,
+        server_name: str | None,
+        deadline: float | None,
+    ) -> None:
+        if self._security is not None:
+            raise SecurityError(
+                f"enable_security on {self._target}: the connection is already secure",
+                ErrorCode.ALREADY_SECURE,
+            )
+        if self._protocol is Protocol.UDP:
+            raise InvalidArgumentError(
+                f"enable_security on {self._target}: TLS needs TCP (inetkit has no DTLS)",
+                ErrorCode.INVALID_ARGUMENT,
+            )
+        if self._rend > self._rpos:
+            raise self._unexpected_plaintext(self._rend - self._rpos)
+        try:
+            waiting = self._plain.sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            waiting = b""
+        except OSError as exc:
+            raise translate_os_error(exc, action="enable_security on", target=self._target) from exc
+        if waiting:
+            raise self._unexpected_plaintext(None)
+        self._start_security(credentials or self._credentials, server_name, deadline)
+
+    def _start_security(
+        self,
+        credentials: SecurityCredentials | None,
+        server_name: str | None,
+        deadline: float | None,
+    ) -> None:
+        """The one wrap-and-verify path, for implicit TLS and `enable_security`."""
+        from ._tls_io import start_tls  # TLS is loaded only when used
+
+        started = _monotonic()
+        try:
+            self._transport, self._security = start_tls(
+                self._plain,
+                host=self._host,
+                port=self._port,
+                options=self._options,
+                credentials=credentials,
+                server_name=server_name,
+                deadline=deadline,
+                session_cache=self._session_cache,
+            )
+        finally:
+            self._trace.tls_handshake = _monotonic() - started
+
+    def _unexpected_plaintext(self, count: int | None) -> SecurityError:
+        amount = f"{count} byte(s) of" if count is not None else ""
+        return SecurityError(
+            f"enable_security on {self._target}: the server sent {amount} plaintext before the TLS "
+            "handshake; refusing to start TLS (bytes sent in the clear must not be mistaken for "
+            "protected data). Read the server's reply completely before enabling security.",
+            ErrorCode.UNEXPECTED_PLAINTEXT,
+        )
+
+    # -- ending --------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Half-close: no more writes (TLS close_notify, then FIN); reads go on."""
+        guard = self._guard
+        guard.enter()
+        try:
+            deadline = self._deadline()
+            guard.take(guard.write_lock, deadline)
+            try:
+                self._transport.shutdown_write(deadline)
+            finally:
+                if guard.write_lock is not None:
+                    guard.write_lock.release()
+        finally:
+            guard.leave()
+
+    def close(self) -> None:
+        """Close the handle (idempotent). Blocked calls on other threads are woken first."""
+        self._close(check_owner=True)
+
+    disconnect = close
+
+    def _close(self, *, check_owner: bool) -> None:
+        guard = self._guard
+        if not guard.begin_close(check_owner=check_owner):
+            return
+        try:
+            self._transport.close()
+        finally:
+            self._plain.sock.close()
+            guard.finish_close()
+            self._rview.release()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        guard = getattr(self, "_guard", None)
+        if guard is None or guard.closed:
+            return
+        warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=2, source=self)
+        try:
+            self._close(check_owner=False)
+        except Exception:  # pragma: no cover - finalizers must not raise
+            logger.debug("error closing a collected connection", exc_info=True)

@@ -1,0 +1,277 @@
+"""Thread affinity, free-thread locking, cancel and close wake-ups.
+
+Theory of operation
+-------------------
+A handle is owned by one thread (SocketWrench's model) unless it was made with
+`Option.FREETHREAD`. Every operation starts with `Guard.enter` and ends with
+`Guard.leave`; between the two the operation is *busy*. The guard keeps:
+
+* the owner check (owned handles) or the per-direction locks (free-threaded
+  handles: one reader lock and one writer lock, so one thread may read while
+  another writes, and two readers take turns);
+* a count of busy operations, which `attach_thread` (``HANDLE_BUSY``),
+  `cancel` (only calls in progress are affected) and `close` (waits for them)
+  consult;
+* one wake-up descriptor (an ``eventfd``, created the first time an operation
+  has to block, so a connect+close never pays for it). Every blocking wait
+  polls the socket *and* this descriptor; `cancel` and a cross-thread `close`
+  set a flag and signal the descriptor, so a blocked call returns promptly
+  with `CancelledError` or ``HANDLE_CLOSED``. The flag and the descriptor are
+  cleared when the last busy operation leaves.
+
+Rejected alternative: closing the socket under a blocked thread to wake it
+(what many libraries do). The descriptor number can be reused by another
+thread's new socket while the blocked call still holds it; waking first and
+closing after the last operation has left avoids that race.
+
+Invariants: the socket is closed only after ``busy`` reached zero (or the
+bounded close wait ran out, which is logged); the wake descriptor is drained
+only when nothing is busy, so every call in progress at the time of a cancel
+sees it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import select
+import socket
+import threading
+import time
+
+from ._errors import CancelledError, ErrorCode, InetError, InetTimeoutError, OwnershipError
+
+__all__ = ["Guard", "Waiter"]
+
+#: How long `close` waits for blocked calls on other threads to leave after
+#: waking them. They leave within microseconds of the wake-up; the bound only
+#: protects `close` against a thread stuck outside inetkit's waits.
+CLOSE_WAIT_LIMIT = 5.0
+
+_POLLIN = select.POLLIN
+_POLLOUT = select.POLLOUT
+_POLL_WAKE = select.POLLIN | select.POLLERR | select.POLLHUP
+
+_get_ident = threading.get_ident
+
+
+class Guard:
+    """The per-handle state that every operation passes through."""
+
+    __slots__ = (
+        "busy",
+        "cancel_pending",
+        "closed",
+        "closing",
+        "describe",
+        "free",
+        "owner",
+        "read_lock",
+        "wake_fd",
+        "write_lock",
+        "_cond",
+        "_lock",
+    )
+
+    def __init__(self, *, free_thread: bool, describe: str) -> None:
+        self.free = free_thread
+        self.owner: int | None = None if free_thread else _get_ident()
+        self.busy = 0
+        self.closed = False
+        self.closing = False
+        self.cancel_pending = False
+        self.wake_fd = -1
+        self.describe = describe
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self.read_lock: threading.Lock | None = threading.Lock() if free_thread else None
+        self.write_lock: threading.Lock | None = threading.Lock() if free_thread else None
+
+    # -- entering and leaving operations -------------------------------
+
+    def enter(self) -> None:
+        """Start an operation on the calling thread (owner check, busy count)."""
+        with self._lock:
+            if self.closed or self.closing:
+                raise self.closed_error()
+            if self.owner is not None and self.owner != _get_ident():
+                raise self._not_owner()
+            self.busy += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self.busy -= 1
+            if self.busy == 0:
+                if self.cancel_pending:
+                    self.cancel_pending = False
+                    self._drain()
+                if self.closing:
+                    self._cond.notify_all()
+
+    def take(self, lock: threading.Lock | None, deadline: float | None) -> None:
+        """Acquire a free-thread direction lock within the call's deadline."""
+        if lock is None:
+            return
+        if deadline is None:
+            lock.acquire()
+        else:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not lock.acquire(timeout=remaining):
+                raise InetTimeoutError(
+                    f"{self.describe}: timed out waiting for another thread's call on this handle",
+                    ErrorCode.TIMED_OUT,
+                )
+        if self.closing or self.closed:
+            lock.release()
+            raise self.closed_error()
+
+    # -- errors ----------------------------------------------------------
+
+    def closed_error(self) -> InetError:
+        return InetError(f"{self.describe}: the handle is closed", ErrorCode.HANDLE_CLOSED)
+
+    def _not_owner(self) -> OwnershipError:
+        return OwnershipError(
+            f"{self.describe}: the calling thread ({_get_ident()}) does not own this handle "
+            f"(owner: {self.owner}); call attach_thread() from the thread that takes it over, "
+            "or connect with Option.FREETHREAD",
+            ErrorCode.NOT_HANDLE_OWNER,
+        )
+
+    # -- ownership ---------------------------------------------------------
+
+    def attach(self) -> int | None:
+        """Make the calling thread the owner; return the previous owner."""
+        with self._lock:
+            if self.free:
+                return None
+            if self.closed or self.closing:
+                raise self.closed_error()
+            if self.busy:
+                raise OwnershipError(
+                    f"{self.describe}: another thread ({self.owner}) is blocked in a call on this "
+                    "handle; attach after that call returns (or cancel() it first)",
+                    ErrorCode.HANDLE_BUSY,
+                )
+            previous = self.owner
+            self.owner = _get_ident()
+            return previous
+
+    # -- cancel and close ----------------------------------------------
+
+    def cancel(self) -> None:
+        with self._lock:
+            if self.busy and not self.closed:
+                self.cancel_pending = True
+                self._signal()
+
+    def begin_close(self, *, check_owner: bool) -> bool:
+        """Mark the handle closing and wait for busy calls to leave.
+
+        Returns False when it was already closed (close is idempotent).
+        """
+        with self._lock:
+            if self.closed or self.closing:
+                return False
+            if check_owner and self.owner is not None and self.owner != _get_ident():
+                raise self._not_owner()
+            self.closing = True
+            if self.busy:
+                self._signal()
+                end = time.monotonic() + CLOSE_WAIT_LIMIT
+                while self.busy:
+                    remaining = end - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+            return True
+
+    def finish_close(self) -> None:
+        with self._lock:
+            self.closed = True
+            if self.wake_fd >= 0:
+                os.close(self.wake_fd)
+                self.wake_fd = -1
+
+    def _signal(self) -> None:
+        if self.wake_fd >= 0:
+            os.eventfd_write(self.wake_fd, 1)
+
+    def _drain(self) -> None:
+        if self.wake_fd >= 0:
+            try:
+                os.eventfd_read(self.wake_fd)
+            except BlockingIOError:
+                pass
+
+    # -- waiting -----------------------------------------------------------
+
+    def wake_descriptor(self) -> int:
+        """The wake-up descriptor, created on first use (under the lock)."""
+        with self._lock:
+            if self.wake_fd < 0:
+                self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+            return self.wake_fd
+
+    def check_interrupt(self) -> None:
+        """Raise if a cancel or a close is pending for calls in progress."""
+        if self.closing or self.closed:
+            raise self.closed_error()
+        if self.cancel_pending:
+            raise CancelledError(f"{self.describe}: the call was cancelled", ErrorCode.CANCELLED)
+
+
+class Waiter:
+    """Blocks until a socket is ready in one direction, a deadline, or a wake-up.
+
+    One waiter per direction per handle: `select.poll` objects must not be
+    polled by two threads at once, and a free-threaded handle has at most one
+    reader and one writer blocked at a time.
+    """
+
+    __slots__ = ("_events", "_guard", "_poll", "_sock_fd", "_wake_fd", "action")
+
+    def __init__(self, guard: Guard, sock: socket.socket, *, write: bool) -> None:
+        self._guard = guard
+        self._sock_fd = sock.fileno()
+        self._events = _POLLOUT if write else _POLLIN
+        self._poll: select.poll | None = None
+        self._wake_fd = -1
+        self.action = "write to" if write else "read from"
+
+    def wait(self, deadline: float | None) -> bool:
+        """Wait for readiness; False when the deadline passed first.
+
+        The socket is polled at least once, so a deadline already in the past
+        means "check without blocking".
+
+        Raises `CancelledError` or ``HANDLE_CLOSED`` when woken by `cancel`
+        or a cross-thread `close`.
+        """
+        guard = self._guard
+        if self._poll is None:
+            self._wake_fd = guard.wake_descriptor()
+            self._poll = select.poll()
+            self._poll.register(self._sock_fd, self._events)
+            self._poll.register(self._wake_fd, _POLL_WAKE)
+        guard.check_interrupt()
+        while True:
+            if deadline is None:
+                timeout_ms = None
+            else:
+                # Round up: poll() with a truncated timeout would wake early and spin.
+                timeout_ms = max(0, math.ceil((deadline - time.monotonic()) * 1000))
+            try:
+                events = self._poll.poll(timeout_ms)
+            except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+                continue
+            if not events:
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+                continue
+            for fd, _ in events:
+                if fd == self._wake_fd:
+                    guard.check_interrupt()
+            for fd, _ in events:
+                if fd == self._sock_fd:
+                    return True

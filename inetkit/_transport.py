@@ -1,0 +1,141 @@
+"""The byte transport under a `Connection`: a non-blocking socket with waits.
+
+Theory of operation
+-------------------
+Sockets stay non-blocking for their whole life. Every call first tries the
+system call; only when the kernel says "would block" does it wait, through a
+`Waiter` that polls the socket together with the handle's wake-up descriptor
+(so `cancel` and a cross-thread `close` interrupt it) until the call's
+deadline. This is what the standard library does for a socket with a timeout
+(``sock_call_ex`` in socketmodule.c), plus the wake-up descriptor; the fast
+path is a single system call.
+
+`PlainTransport` is also the raw channel that the TLS engine (``_tls_io``)
+runs its records over; `Connection` swaps its transport in place when TLS is
+enabled, so the layers above never change.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Protocol as TypingProtocol
+
+from ._errors import ErrorCode, InetError, InetTimeoutError, translate_os_error
+from ._ownership import Guard, Waiter
+
+__all__ = ["PlainTransport", "Transport"]
+
+
+class Transport(TypingProtocol):
+    """What a `Connection` needs from the layer below it."""
+
+    def recv(self, max_bytes: int, deadline: float | None) -> bytes: ...
+    def recv_into(self, view: memoryview, deadline: float | None) -> int: ...
+    def sendall(self, data: memoryview, deadline: float | None) -> None: ...
+    def pending(self) -> int: ...
+    def shutdown_write(self, deadline: float | None) -> None: ...
+    def close(self) -> None: ...
+
+
+class PlainTransport:
+    """Plain TCP/UDP over a non-blocking socket."""
+
+    __slots__ = ("datagram", "guard", "read_waiter", "sock", "target", "write_waiter")
+
+    def __init__(self, sock: socket.socket, guard: Guard, target: str, *, datagram: bool) -> None:
+        self.sock = sock
+        self.guard = guard
+        self.target = target
+        self.datagram = datagram
+        self.read_waiter = Waiter(guard, sock, write=False)
+        self.write_waiter = Waiter(guard, sock, write=True)
+
+    def _timed_out(self, action: str) -> InetTimeoutError:
+        return InetTimeoutError(f"{action} {self.target}: timed out", ErrorCode.TIMED_OUT)
+
+    def recv(self, max_bytes: int, deadline: float | None) -> bytes:
+        """Up to ``max_bytes``; ``b""`` at end of stream (TCP) or for an empty datagram."""
+        sock = self.sock
+        while True:
+            try:
+                return sock.recv(max_bytes)
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                raise translate_os_error(exc, action="read from", target=self.target) from exc
+            if not self.read_waiter.wait(deadline):
+                raise self._timed_out("read from")
+
+    def recv_into(self, view: memoryview, deadline: float | None) -> int:
+        sock = self.sock
+        while True:
+            try:
+                return sock.recv_into(view)
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                raise translate_os_error(exc, action="read from", target=self.target) from exc
+            if not self.read_waiter.wait(deadline):
+                raise self._timed_out("read from")
+
+    def recv_nowait(self, max_bytes: int) -> bytes | None:
+        """What the kernel holds right now, without waiting; None if nothing."""
+        try:
+            return self.sock.recv(max_bytes)
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            raise translate_os_error(exc, action="read from", target=self.target) from exc
+
+    def sendall(self, data: memoryview, deadline: float | None) -> None:
+        """Send every byte of ``data`` (one datagram for UDP) or raise.
+
+        A failure part-way raises with ``bytes_sent`` set to what the kernel
+        accepted before it.
+        """
+        sock = self.sock
+        total = len(data)
+        sent = 0
+        while True:
+            try:
+                sent += sock.send(data[sent:] if sent else data)
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                err = translate_os_error(exc, action="write to", target=self.target)
+                err.bytes_sent = sent
+                if sent:
+                    err.message = f"{err.message} ({sent} of {total} bytes were sent)"
+                raise err from exc
+            else:
+                if sent >= total:
+                    return
+                if self.datagram:
+                    raise InetError(
+                        f"write to {self.target}: the datagram was cut to {sent} of {total} bytes",
+                        ErrorCode.INVALID_ARGUMENT,
+                        bytes_sent=sent,
+                    )
+                continue
+            try:
+                ready = self.write_waiter.wait(deadline)
+            except InetError as exc:
+                exc.bytes_sent = sent
+                raise
+            if not ready:
+                err = self._timed_out("write to")
+                err.bytes_sent = sent
+                err.message = f"{err.message} ({sent} of {total} bytes were sent)"
+                raise err
+
+    def pending(self) -> int:
+        return 0
+
+    def shutdown_write(self, deadline: float | None) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError as exc:
+            raise translate_os_error(exc, action="shut down sending to", target=self.target) from exc
+
+    def close(self) -> None:
+        self.sock.close()

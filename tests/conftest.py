@@ -1,0 +1,160 @@
+"""Shared fixtures: loopback servers, program checks, descriptor counting."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+#: Set by .ci/run: a test that needs a missing program fails instead of skipping.
+REQUIRE_ENV = "INETKIT_REQUIRE_PROGRAMS"
+
+
+def require_program(name: str) -> str:
+    """Path of a program the test needs; skip (or fail under CI) when it is missing."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"needs the program {name!r} (Debian package); .ci/run installs it"
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def require_module(name: str) -> None:
+    """Skip (or fail under CI) when an optional Python test module is missing."""
+    try:
+        __import__(name)
+    except ImportError:
+        message = f"needs the Python package {name!r} (pip install -e '.[test]')"
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+Handler = Callable[[socket.socket], None]
+
+
+@dataclass
+class Server:
+    """A threaded TCP server on loopback that runs ``handler`` per connection."""
+
+    host: str
+    handler: Handler
+    family: int = socket.AF_INET
+    listener: socket.socket = field(init=False)
+    port: int = field(init=False)
+    threads: list[threading.Thread] = field(default_factory=list)
+    accepted: list[socket.socket] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.listener = socket.socket(self.family, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind((self.host, 0))
+        self.listener.listen(64)
+        self.listener.settimeout(0.2)
+        self.port = self.listener.getsockname()[1]
+        thread = threading.Thread(target=self._accept_loop, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def _accept_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                sock, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            sock.settimeout(10)
+            self.accepted.append(sock)
+            thread = threading.Thread(target=self._serve, args=(sock,), daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def _serve(self, sock: socket.socket) -> None:
+        try:
+            self.handler(sock)
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        for thread in self.threads:
+            thread.join(5)
+        self.listener.close()
+        for sock in self.accepted:
+            sock.close()
+
+
+def echo_handler(sock: socket.socket) -> None:
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            return
+        sock.sendall(data)
+
+
+@pytest.fixture
+def make_server() -> Iterator[Callable[..., Server]]:
+    servers: list[Server] = []
+
+    def make(handler: Handler = echo_handler, host: str = "127.0.0.1") -> Server:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        server = Server(host, handler, family)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture
+def echo_server(make_server: Callable[..., Server]) -> Server:
+    return make_server(echo_handler)
+
+
+@pytest.fixture
+def udp_echo() -> Iterator[tuple[str, int]]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                data, peer = sock.recvfrom(65535)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            sock.sendto(data, peer)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    yield sock.getsockname()
+    stop.set()
+    thread.join(5)
+    sock.close()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that nothing listens on right now (connects are refused)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
