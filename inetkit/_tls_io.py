@@ -42,7 +42,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ._errors import ErrorCode, InetError, InetTimeoutError, SecurityError
-from ._hostname import sni_name
+from ._hostname import check_host, sni_name
 from ._options import Option
 from ._tls import SESSION_CACHE, SecurityInfo, check_pins, get_context, map_ssl_error, session_key
 
@@ -379,8 +379,10 @@ def start_tls(
     new transport and the `SecurityInfo`.
     """
     context = get_context(credentials, options)
-    name = sni_name(host) if server_name is None else sni_name(server_name)
-    check_name = name if name is not None else host
+    wanted = host if server_name is None else check_host(server_name)
+    # An IP literal has no SNI name; ssl then checks it against IP SANs.
+    name = sni_name(wanted)
+    check_name = name if name is not None else wanted
     key = session_key(check_name, port, credentials, options) if session_cache else None
     session = SESSION_CACHE.get(key) if key is not None else None
     incoming = ssl.MemoryBIO()

@@ -1,0 +1,455 @@
+"""inetkit against the standard library, side by side in one run, as ratios.
+
+Usage::
+
+    python3 benchmarks/run.py            # full run (about a minute)
+    python3 benchmarks/run.py --quick    # a smoke run (the test suite uses it)
+    python3 benchmarks/run.py --only connect,bulk
+
+Every case runs the standard-library version and the inetkit version in
+alternating rounds against the same loopback server (a separate process, so
+the client is measured on its own core as far as the machine allows), and
+reports the median of each side and their ratio. Ratios, not absolute times,
+are the figures to compare: these machines are shared and noisy.
+
+Targets (from the project's issues):
+
+==========================  ====================================  ========
+case                        ratio                                 target
+==========================  ====================================  ========
+connect                     inetkit time / create_connection      <= 1.15
+bulk send, bulk receive     inetkit throughput / sendall,recv_into >= 0.95
+tls full handshake          inetkit time / SSLContext.wrap_socket  <= 1.05
+tls resumed vs full         inetkit resumed time / inetkit full    <= 0.80
+tls bulk send, receive      inetkit throughput / SSLSocket         >= 0.95
+==========================  ====================================  ========
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import socket
+import ssl
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import inetkit  # noqa: E402
+from inetkit import Option, SecurityCredentials  # noqa: E402
+
+CHUNK = 65536
+
+
+# -- servers (run in a child process) ------------------------------------
+
+
+def _accept_close_server(listener: socket.socket) -> None:
+    while True:
+        try:
+            sock, _ = listener.accept()
+        except OSError:
+            return
+        sock.close()
+
+
+def _sink(sock: socket.socket) -> None:
+    """Read a 16-byte size header, swallow that many bytes, answer one byte."""
+    with sock:
+        buf = bytearray(CHUNK * 4)
+        view = memoryview(buf)
+        while True:
+            header = b""
+            while len(header) < 17:
+                more = sock.recv(17 - len(header))
+                if not more:
+                    return
+                header += more
+            mode, size = header[:1], int(header[1:])
+            if mode == b"s":  # the client sends, we swallow
+                left = size
+                while left:
+                    n = sock.recv_into(view[: min(left, len(buf))])
+                    if not n:
+                        return
+                    left -= n
+                sock.sendall(b"k")
+            else:  # the client receives
+                block = bytes(CHUNK * 4)
+                left = size
+                while left:
+                    n = min(left, len(block))
+                    sock.sendall(block[:n])
+                    left -= n
+
+
+def _serve_forever(listener: socket.socket, handler: Callable[[socket.socket], None]) -> None:
+    while True:
+        try:
+            sock, _ = listener.accept()
+        except OSError:
+            return
+        threading.Thread(target=handler, args=(sock,), daemon=True).start()
+
+
+def _tls_wrap_handler(context: ssl.SSLContext, inner: Callable[[socket.socket], None]) -> Callable[
+    [socket.socket], None
+]:
+    def handler(sock: socket.socket) -> None:
+        try:
+            tls = context.wrap_socket(sock, server_side=True)
+        except (ssl.SSLError, OSError):
+            sock.close()
+            return
+        try:
+            inner(tls)
+        except (ssl.SSLError, OSError):
+            pass
+        finally:
+            try:
+                tls.close()
+            except OSError:
+                pass
+
+    return handler
+
+
+def _close_after_handshake(sock: socket.socket) -> None:
+    # Read until the client closes, so TLS 1.3 tickets reach it and close_notify is seen.
+    try:
+        while sock.recv(1024):
+            pass
+    except (ssl.SSLError, OSError):
+        pass
+
+
+def server_main(ports: multiprocessing.Queue, cert_file: str, key_file: str) -> None:  # type: ignore[type-arg]
+    listeners = []
+    for _ in range(4):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1024)
+        listeners.append(sock)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    os.unlink(key_file)  # a throwaway test key; gone as soon as it is loaded
+    threading.Thread(target=_accept_close_server, args=(listeners[0],), daemon=True).start()
+    threading.Thread(target=_serve_forever, args=(listeners[1], _sink), daemon=True).start()
+    threading.Thread(
+        target=_serve_forever,
+        args=(listeners[2], _tls_wrap_handler(context, _close_after_handshake)),
+        daemon=True,
+    ).start()
+    threading.Thread(
+        target=_serve_forever, args=(listeners[3], _tls_wrap_handler(context, _sink)), daemon=True
+    ).start()
+    ports.put([sock.getsockname()[1] for sock in listeners])
+    threading.Event().wait()
+
+
+def make_certificate(directory: str) -> tuple[str, str, bytes]:
+    """A throwaway CA and a leaf for localhost/127.0.0.1 (benchmark only)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "inetkit benchmark CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert_file = os.path.join(directory, "leaf.pem")
+    key_file = os.path.join(directory, "leaf.key")
+    Path(cert_file).write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    Path(key_file).write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file, ca.public_bytes(serialization.Encoding.PEM)
+
+
+# -- measuring ---------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    case: str
+    unit: str
+    stdlib: float
+    inetkit: float
+    ratio: float
+    target: str
+
+    def line(self) -> str:
+        return (
+            f"{self.case:<34} stdlib {self.stdlib:>10.2f} {self.unit:<8} "
+            f"inetkit {self.inetkit:>10.2f} {self.unit:<8} ratio {self.ratio:5.3f}  (target {self.target})"
+        )
+
+
+def alternate(rounds: int, first: Callable[[], float], second: Callable[[], float]) -> tuple[float, float]:
+    """Run two measurements in alternating rounds; return both medians."""
+    a: list[float] = []
+    b: list[float] = []
+    for index in range(rounds):
+        if index % 2:
+            b.append(second())
+            a.append(first())
+        else:
+            a.append(first())
+            b.append(second())
+    return statistics.median(a), statistics.median(b)
+
+
+def per_call_us(count: int, call: Callable[[], None]) -> Callable[[], float]:
+    def measure() -> float:
+        start = time.perf_counter()
+        for _ in range(count):
+            call()
+        return (time.perf_counter() - start) / count * 1e6
+
+    return measure
+
+
+def bench_connect(port: int, rounds: int, count: int) -> Result:
+    address = ("127.0.0.1", port)
+
+    def stdlib() -> None:
+        socket.create_connection(address, timeout=10).close()
+
+    def ours() -> None:
+        inetkit.connect("127.0.0.1", port, timeout=10).close()
+
+    std, ink = alternate(rounds, per_call_us(count, stdlib), per_call_us(count, ours))
+    return Result("connect+close 127.0.0.1", "us", std, ink, ink / std, "<= 1.15")
+
+
+def _send_header(mode: bytes, size: int) -> bytes:
+    return mode + str(size).rjust(16, "0").encode()
+
+
+def bench_bulk(port: int, rounds: int, size: int) -> list[Result]:
+    block = bytes(CHUNK)
+    buf = bytearray(CHUNK)
+
+    std_sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    conn = inetkit.connect("127.0.0.1", port, timeout=30)
+
+    def std_send() -> float:
+        start = time.perf_counter()
+        std_sock.sendall(_send_header(b"s", size))
+        for _ in range(size // CHUNK):
+            std_sock.sendall(block)
+        assert std_sock.recv(1) == b"k"
+        return size / (time.perf_counter() - start) / 1e6
+
+    def our_send() -> float:
+        start = time.perf_counter()
+        conn.write(_send_header(b"s", size))
+        for _ in range(size // CHUNK):
+            conn.write(block)
+        assert conn.read(1) == b"k"
+        return size / (time.perf_counter() - start) / 1e6
+
+    def std_recv() -> float:
+        start = time.perf_counter()
+        std_sock.sendall(_send_header(b"r", size))
+        left = size
+        while left:
+            left -= std_sock.recv_into(buf)
+        return size / (time.perf_counter() - start) / 1e6
+
+    def our_recv() -> float:
+        start = time.perf_counter()
+        conn.write(_send_header(b"r", size))
+        left = size
+        while left:
+            left -= conn.read_into(buf)
+        return size / (time.perf_counter() - start) / 1e6
+
+    try:
+        s_std, s_ink = alternate(rounds, std_send, our_send)
+        r_std, r_ink = alternate(rounds, std_recv, our_recv)
+    finally:
+        std_sock.close()
+        conn.close()
+    return [
+        Result("bulk send (write vs sendall)", "MB/s", s_std, s_ink, s_ink / s_std, ">= 0.95"),
+        Result("bulk receive (read_into vs recv_into)", "MB/s", r_std, r_ink, r_ink / r_std, ">= 0.95"),
+    ]
+
+
+def bench_tls_connect(port: int, rounds: int, count: int, ca_pem: bytes, host: str) -> list[Result]:
+    context = ssl.create_default_context(cadata=ca_pem.decode())
+    creds = SecurityCredentials(ca_data=ca_pem)
+
+    def stdlib() -> None:
+        raw = socket.create_connection((host, port), timeout=10)
+        with context.wrap_socket(raw, server_hostname=host):
+            pass
+
+    def ours_full() -> None:
+        inetkit.connect(host, port, options=Option.SECURE, credentials=creds, timeout=10,
+                        session_cache=False).close()
+
+    def ours_resumed() -> None:
+        inetkit.connect(host, port, options=Option.SECURE, credentials=creds, timeout=10).close()
+
+    ours_resumed()  # prime the session cache
+    std, full = alternate(rounds, per_call_us(count, stdlib), per_call_us(count, ours_full))
+    full2, resumed = alternate(rounds, per_call_us(count, ours_full), per_call_us(count, ours_resumed))
+    return [
+        Result(f"tls full handshake {host}", "us", std, full, full / std, "<= 1.05"),
+        Result(f"tls resumed vs full {host}", "us", full2, resumed, resumed / full2, "<= 0.80"),
+    ]
+
+
+def bench_tls_bulk(port: int, rounds: int, size: int, ca_pem: bytes) -> list[Result]:
+    context = ssl.create_default_context(cadata=ca_pem.decode())
+    creds = SecurityCredentials(ca_data=ca_pem)
+    block = bytes(CHUNK)
+    buf = bytearray(CHUNK)
+    std_sock = context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=30),
+                                   server_hostname="127.0.0.1")
+    conn = inetkit.connect("127.0.0.1", port, options=Option.SECURE | Option.FREETHREAD,
+                           credentials=creds, timeout=30)
+
+    def std_send() -> float:
+        start = time.perf_counter()
+        std_sock.sendall(_send_header(b"s", size))
+        for _ in range(size // CHUNK):
+            std_sock.sendall(block)
+        assert std_sock.recv(1) == b"k"
+        return size / (time.perf_counter() - start) / 1e6
+
+    def our_send() -> float:
+        start = time.perf_counter()
+        conn.write(_send_header(b"s", size))
+        for _ in range(size // CHUNK):
+            conn.write(block)
+        assert conn.read(1) == b"k"
+        return size / (time.perf_counter() - start) / 1e6
+
+    def std_recv() -> float:
+        start = time.perf_counter()
+        std_sock.sendall(_send_header(b"r", size))
+        left = size
+        while left:
+            left -= std_sock.recv_into(buf)
+        return size / (time.perf_counter() - start) / 1e6
+
+    def our_recv() -> float:
+        start = time.perf_counter()
+        conn.write(_send_header(b"r", size))
+        left = size
+        while left:
+            left -= conn.read_into(buf)
+        return size / (time.perf_counter() - start) / 1e6
+
+    try:
+        s_std, s_ink = alternate(rounds, std_send, our_send)
+        r_std, r_ink = alternate(rounds, std_recv, our_recv)
+    finally:
+        std_sock.close()
+        conn.close()
+    return [
+        Result("tls bulk send (free-threaded handle)", "MB/s", s_std, s_ink, s_ink / s_std, ">= 0.95"),
+        Result("tls bulk receive (free-threaded)", "MB/s", r_std, r_ink, r_ink / r_std, ">= 0.95"),
+    ]
+
+
+CASES = ("connect", "bulk", "tls-connect", "tls-bulk")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    parser.add_argument("--only", default=",".join(CASES), help=f"comma-separated cases: {', '.join(CASES)}")
+    args = parser.parse_args(argv)
+    cases = set(args.only.split(","))
+    unknown = cases - set(CASES)
+    if unknown:
+        parser.error(f"unknown cases: {', '.join(sorted(unknown))}")
+    rounds = 3 if args.quick else 15
+    count = 20 if args.quick else 300
+    size = (4 if args.quick else 64) * 1024 * 1024
+    tls_count = 5 if args.quick else 100
+
+    with tempfile.TemporaryDirectory() as directory:
+        cert_file, key_file, ca_pem = make_certificate(directory)
+        ports_queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+        ctx = multiprocessing.get_context("fork")
+        server = ctx.Process(target=server_main, args=(ports_queue, cert_file, key_file), daemon=True)
+        server.start()
+        try:
+            plain, sink, tls_plain, tls_sink = ports_queue.get(timeout=30)
+            results: list[Result] = []
+            print(f"inetkit {inetkit.__version__}, Python {sys.version.split()[0]}, {ssl.OPENSSL_VERSION}")
+            if "connect" in cases:
+                results.append(bench_connect(plain, rounds, count))
+                print(results[-1].line(), flush=True)
+            if "bulk" in cases:
+                for result in bench_bulk(sink, rounds, size):
+                    results.append(result)
+                    print(result.line(), flush=True)
+            if "tls-connect" in cases:
+                for host in ("localhost", "127.0.0.1"):
+                    for result in bench_tls_connect(tls_plain, rounds, tls_count, ca_pem, host):
+                        results.append(result)
+                        print(result.line(), flush=True)
+            if "tls-bulk" in cases:
+                for result in bench_tls_bulk(tls_sink, rounds, size, ca_pem):
+                    results.append(result)
+                    print(result.line(), flush=True)
+        finally:
+            server.kill()
+            server.join(5)
+            ports_queue.close()
+            ports_queue.join_thread()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
