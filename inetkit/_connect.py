@@ -87,7 +87,10 @@ def _check_local_address(local_address: object) -> tuple[str, int] | None:
         )
     if host == "":
         return ("", port)
-    name = check_host(host)
+    try:
+        name = check_host(host)
+    except InvalidArgumentError as exc:
+        raise InvalidArgumentError(f"local_address: {exc}", exc.code) from None
     if ip_literal(name) is None:
         raise InvalidArgumentError(
             f"local_address host must be an IP address of this machine (or '' for any), got {host!r}",

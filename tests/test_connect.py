@@ -16,7 +16,7 @@ import pytest
 import inetkit
 from inetkit import ErrorCode, KeepAlive, Option, Protocol
 
-from .conftest import Server, free_port, open_fds
+from conftest import Server, free_port, open_fds
 
 # -- loopback black holes ------------------------------------------------
 
@@ -251,9 +251,9 @@ def test_reserved_port_refused_for_unprivileged_process(echo_server: Server) -> 
     code = textwrap.dedent(
         f"""
         import os, sys
+        import inetkit  # before dropping privileges: the interpreter lives under /root
         os.setgid(65534)
         os.setuid(65534)
-        import inetkit
         try:
             inetkit.connect("127.0.0.1", {echo_server.port}, options=inetkit.Option.RESERVEDPORT, timeout=5)
         except inetkit.InetError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import array
 import gc
+import os
 import socket
 import threading
 import time
@@ -14,7 +15,7 @@ import pytest
 import inetkit
 from inetkit import ErrorCode, Option, Protocol
 
-from .conftest import Server
+from conftest import Server
 
 
 def test_read_write_round_trip(echo_server: Server) -> None:
@@ -323,11 +324,15 @@ def test_connection_cannot_be_constructed_directly() -> None:
 def test_unclosed_handle_warns_and_closes(echo_server: Server) -> None:
     conn = inetkit.connect("127.0.0.1", echo_server.port, timeout=5)
     fd = conn.fileno()
+    inode = os.fstat(fd).st_ino
     with pytest.warns(ResourceWarning, match="unclosed"):
         del conn
         gc.collect()
-    with pytest.raises(OSError):
-        socket.socket(fileno=fd).close()  # the descriptor is gone
+    # The descriptor is closed: gone, or reused for something else.
+    try:
+        assert os.fstat(fd).st_ino != inode
+    except OSError:
+        pass
 
 
 def test_udp_datagrams(udp_echo: tuple[str, int]) -> None:

@@ -12,7 +12,7 @@ import pytest
 import inetkit
 from inetkit import ErrorCode, Option
 
-from .conftest import Server
+from conftest import Server
 
 #: Upper bound for "promptly" in these tests: generous for a loaded machine.
 PROMPT = 2.0
