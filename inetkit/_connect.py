@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from ._connection import Connection, check_timeout
 from ._dialer import CONNECTION_ATTEMPT_DELAY, dial
-from ._errors import ErrorCode, InetError, InvalidArgumentError
+from ._errors import ErrorCode, InetError, InvalidArgumentError, translate_os_error
 from ._hostname import check_host, check_port, ip_literal, literal_sockaddr
 from ._options import (
+    SOCKET_FLAGS,
     KeepAlive,
     Option,
     Protocol,
@@ -47,6 +48,13 @@ MIN_ATTEMPT_DELAY = 0.01
 
 _DEFAULT_RESOLVER: Resolver | None = None
 
+# Flag tests on plain ints: IntFlag arithmetic costs about a microsecond per
+# operation, and connect is benchmarked against socket.create_connection.
+_SECURE = int(Option.SECURE)
+_BROADCAST = int(Option.BROADCAST)
+_RESERVEDPORT = int(Option.RESERVEDPORT)
+_PREFER_IPV6 = int(Option.PREFER_IPV6)
+
 #: STARTTLS dialogs known to `connect(starttls=...)`. Filled by ``starttls``
 #: (loaded lazily) so that `import inetkit` stays cheap.
 STARTTLS_DIALOGS = ("smtp",)
@@ -60,6 +68,8 @@ def _default_resolver() -> Resolver:
 
 
 def _check_protocol(protocol: object) -> Protocol:
+    if protocol is Protocol.TCP or protocol is Protocol.UDP:
+        return protocol
     if isinstance(protocol, bool) or not isinstance(protocol, int):
         raise TypeError(f"protocol must be inetkit.Protocol, not {type(protocol).__name__}")
     try:
@@ -170,11 +180,14 @@ def connect(
     # -- arguments: types and values, before any I/O -------------------
     proto = _check_protocol(protocol)
     opts = check_options(options)
-    seconds = check_timeout(timeout, "timeout")
+    if type(timeout) is float and 0.0 < timeout < math.inf:
+        seconds: float | None = timeout  # the common case, checked without a call
+    else:
+        seconds = check_timeout(timeout, "timeout")
     name = check_host(host)
     port_number = check_port(port, proto)
-    local = _check_local_address(local_address)
-    delay = _check_attempt_delay(attempt_delay)
+    local = None if local_address is None else _check_local_address(local_address)
+    delay = attempt_delay if attempt_delay is CONNECTION_ATTEMPT_DELAY else _check_attempt_delay(attempt_delay)
     if keepalive is not None:
         if not isinstance(keepalive, KeepAlive):
             raise TypeError(f"keepalive must be an inetkit.KeepAlive, not {type(keepalive).__name__}")
@@ -190,9 +203,10 @@ def connect(
             raise TypeError(
                 f"credentials must be inetkit.SecurityCredentials, not {type(credentials).__name__}"
             )
-    target = f"{name} port {port_number}"
-    _check_combinations(opts, proto, local, starttls, target)
-    if opts & Option.SECURE or starttls is not None:
+    bits = int(opts)
+    if bits or starttls is not None or local is not None:
+        _check_combinations(bits, proto, local, starttls, name, port_number)
+    if bits & _SECURE or starttls is not None:
         # Credentials are loaded and checked before any network I/O.
         from ._tls_io import prepare_tls
 
@@ -206,6 +220,7 @@ def connect(
             port_number,
             proto,
             opts,
+            bits,
             seconds,
             deadline,
             started,
@@ -224,7 +239,7 @@ def connect(
                 dialog_started = time.monotonic()
                 run_dialog(starttls, conn, deadline)
                 trace.starttls = time.monotonic() - dialog_started - (trace.tls_handshake or 0.0)
-            elif opts & Option.SECURE:
+            elif bits & _SECURE:
                 conn._start_security(credentials, None, deadline)
         except BaseException:
             conn._close(check_owner=False)
@@ -239,24 +254,24 @@ def connect(
 
 
 def _check_combinations(
-    opts: Option, proto: Protocol, local: tuple[str, int] | None, starttls: str | None, target: str
+    bits: int, proto: Protocol, local: tuple[str, int] | None, starttls: str | None, name: str, port: int
 ) -> None:
     def refuse(message: str) -> None:
-        raise InvalidArgumentError(f"connect to {target}: {message}", ErrorCode.INVALID_ARGUMENT)
+        raise InvalidArgumentError(f"connect to {name} port {port}: {message}", ErrorCode.INVALID_ARGUMENT)
 
-    if proto is Protocol.TCP and opts & Option.BROADCAST:
+    if proto is Protocol.TCP and bits & _BROADCAST:
         refuse("Option.BROADCAST applies to datagram (UDP) sockets only")
     if proto is Protocol.UDP:
-        if opts & Option.SECURE:
+        if bits & _SECURE:
             refuse("Option.SECURE needs TCP (inetkit has no DTLS)")
         if starttls is not None:
             refuse("starttls needs TCP")
-    if opts & Option.SECURE and starttls is not None:
+    if bits & _SECURE and starttls is not None:
         refuse(
             "Option.SECURE (implicit TLS from the first byte) and starttls= (plaintext first, "
             "then upgrade) exclude each other; choose one"
         )
-    if opts & Option.RESERVEDPORT and local is not None and local[1] != 0:
+    if bits & _RESERVEDPORT and local is not None and local[1] != 0:
         refuse(
             f"Option.RESERVEDPORT picks the local port itself; local_address port must be 0, got {local[1]}"
         )
@@ -269,6 +284,7 @@ def _connect(
     port: int,
     proto: Protocol,
     opts: Option,
+    bits: int,
     seconds: float | None,
     deadline: float | None,
     started: float,
@@ -285,7 +301,7 @@ def _connect(
         trace.resolution = Resolution("literal", [literal[1][0]], 0.0)
     else:
         found, source = (resolver or _default_resolver()).resolve_traced(name, port, proto, deadline)
-        addresses = order_addresses(found, bool(opts & Option.PREFER_IPV6))
+        addresses = order_addresses(found, bool(bits & _PREFER_IPV6))
         took = time.monotonic() - started
         trace.resolution = Resolution(source, [sockaddr[0] for _, sockaddr in addresses], took)
         if logger.isEnabledFor(logging.DEBUG):
@@ -309,27 +325,28 @@ def _connect(
         addresses = matching
 
     def prepare(sock: socket.socket, family: int) -> None:
-        apply_socket_options(sock, opts, proto, keepalive)
-        if opts & Option.RESERVEDPORT:
-            any_ip = "::" if family == socket.AF_INET6 else "0.0.0.0"
-            bind_reserved_port(sock, local[0] if local and local[0] else any_ip)
-        elif local is not None:
-            any_ip = "::" if family == socket.AF_INET6 else "0.0.0.0"
-            try:
-                sock.bind((local[0] or any_ip, local[1]))
-            except OSError as exc:
-                from ._errors import translate_os_error
+        apply_socket_options(sock, bits, proto, keepalive)
+        if local is None and not bits & _RESERVEDPORT:
+            return
+        any_ip = "::" if family == socket.AF_INET6 else "0.0.0.0"
+        ip = local[0] if local is not None and local[0] else any_ip
+        if bits & _RESERVEDPORT:
+            bind_reserved_port(sock, ip)
+            return
+        assert local is not None
+        try:
+            sock.bind((ip, local[1]))
+        except OSError as exc:
+            raise translate_os_error(exc, action="bind local address", target=f"{ip} port {local[1]}") from exc
 
-                raise translate_os_error(
-                    exc, action="bind local address", target=f"{local[0] or any_ip} port {local[1]}"
-                ) from exc
-
+    # Nothing to prepare is the common case: skip the call per attempt.
+    needs_prepare = bits & (SOCKET_FLAGS | _RESERVEDPORT) or local is not None
     sock = dial(
         addresses,
         protocol=proto,
         deadline=deadline,
         attempt_delay=delay,
-        prepare=prepare,
+        prepare=prepare if needs_prepare else None,
         host=name,
         port=port,
         started=started,
@@ -337,11 +354,26 @@ def _connect(
     )
     try:
         return Connection._from_socket(
-            sock, host=name, port=port, protocol=proto, options=opts, timeout=seconds, trace=trace
+            sock,
+            host=name,
+            port=port,
+            protocol=proto,
+            options=opts,
+            timeout=seconds,
+            trace=trace,
+            remote=sock_remote(trace, addresses),
         )
     except BaseException:
         sock.close()
         raise
+
+
+def sock_remote(trace: ConnectTrace, addresses: Sequence[tuple[int, tuple[Any, ...]]]) -> tuple[str, int]:
+    """The winning address, from the trace (no getpeername system call)."""
+    for attempt in reversed(trace.attempts):
+        if attempt.outcome == "connected":
+            return (attempt.address, attempt.port)
+    return (addresses[0][1][0], addresses[0][1][1])  # pragma: no cover - dial always records
 
 
 def connect_url(

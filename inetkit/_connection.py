@@ -65,6 +65,9 @@ DEFAULT_MAX_BYTES = 65536
 MAX_DATAGRAM = 65527
 
 _monotonic = time.monotonic
+_FREETHREAD = int(Option.FREETHREAD)
+#: Stands in for the receive buffer until a buffered read needs one.
+_NO_BUFFER = memoryview(b"")
 
 
 def check_timeout(value: object, name: str) -> float | None:
@@ -97,30 +100,31 @@ class Connection:
 
     __slots__ = (
         "__weakref__",
+        "_credentials",
         "_guard",
         "_host",
         "_local",
         "_options",
+        "_plain",
         "_port",
         "_protocol",
-        "_rend",
         "_remote",
+        "_rend",
         "_rpos",
         "_rview",
         "_security",
+        "_session_cache",
+        "_target",
         "_timeout",
         "_trace",
         "_transport",
-        "_plain",
-        "_target",
-        "_credentials",
-        "_session_cache",
     )
 
     _guard: Guard
     _transport: Transport
     _plain: PlainTransport
     _security: SecurityInfo | None
+    _local: tuple[str, int] | None
 
     def __init__(self) -> None:
         raise TypeError("Connection handles are made by inetkit.connect() or inetkit.connect_url()")
@@ -136,8 +140,14 @@ class Connection:
         options: Option,
         timeout: float | None,
         trace: ConnectTrace,
+        remote: tuple[str, int] | None = None,
     ) -> Connection:
-        """Wrap a connected, non-blocking socket (inetkit-internal)."""
+        """Wrap a connected, non-blocking socket (inetkit-internal).
+
+        ``remote`` is the address the dialer connected to (saves a
+        ``getpeername`` call); the local address is asked for when first
+        needed. System calls are the main cost of a loopback connect.
+        """
         self = object.__new__(cls)
         self._host = host
         self._port = port
@@ -145,17 +155,17 @@ class Connection:
         self._options = options
         self._timeout = timeout
         self._trace = trace
-        self._remote = _ip_port(sock.getpeername())
-        self._local = _ip_port(sock.getsockname())
-        where = f"[{self._remote[0]}]" if ":" in self._remote[0] else self._remote[0]
-        if where == host or self._remote[0] == host:
-            self._target = f"{where}:{port}"
+        self._remote = remote if remote is not None else _ip_port(sock.getpeername())
+        self._local = None
+        ip = self._remote[0]
+        if ip == host:
+            self._target = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
         else:
-            self._target = f"{host} port {port} ({self._remote[0]})"
-        self._guard = Guard(free_thread=bool(options & Option.FREETHREAD), describe=self._target)
+            self._target = f"{host} port {port} ({ip})"
+        self._guard = Guard(free_thread=bool(int(options) & _FREETHREAD), describe=self._target)
         self._plain = PlainTransport(sock, self._guard, self._target, datagram=protocol is Protocol.UDP)
         self._transport = self._plain
-        self._rview = memoryview(bytearray(READ_BUFFER_SIZE))
+        self._rview = _NO_BUFFER  # allocated on first buffered read
         self._rpos = 0
         self._rend = 0
         self._security = None
@@ -184,8 +194,16 @@ class Connection:
 
     @property
     def local_address(self) -> tuple[str, int]:
-        """``(ip, port)`` of this end."""
-        return self._local
+        """``(ip, port)`` of this end (ask while the handle is open)."""
+        local = self._local
+        if local is None:
+            if self._guard.closed:
+                raise self._guard.closed_error()
+            try:
+                local = self._local = _ip_port(self._plain.sock.getsockname())
+            except OSError as exc:
+                raise translate_os_error(exc, action="get the local address of", target=self._target) from exc
+        return local
 
     @property
     def remote_address(self) -> tuple[str, int]:
@@ -233,7 +251,13 @@ class Connection:
     def __repr__(self) -> str:
         state = "closed" if self._guard.closed else "open"
         proto = self._protocol.name.lower()
-        local = f"{self._local[0]}:{self._local[1]}"
+        local = "?"
+        if self._local is not None or not self._guard.closed:
+            try:
+                local_ip, local_port = self.local_address
+                local = f"{local_ip}:{local_port}"
+            except InetError:
+                pass
         remote = f"{self._remote[0]}:{self._remote[1]}"
         security = f" {self._security.protocol}" if self._security is not None else ""
         owner = "free-threaded" if self._guard.owner is None else f"owner={self._guard.owner}"
@@ -259,6 +283,8 @@ class Connection:
     def _fill(self, deadline: float | None) -> int:
         """Receive more into the buffer tail; return the count (0 at EOF)."""
         view = self._rview
+        if not view.nbytes:
+            view = self._rview = memoryview(bytearray(READ_BUFFER_SIZE))
         if self._rpos == self._rend:
             self._rpos = self._rend = 0
         elif self._rend == len(view):
@@ -280,6 +306,8 @@ class Connection:
         """Put bytes back in front of the buffer (data received but not delivered)."""
         unread = bytes(self._rview[self._rpos : self._rend])
         joined = bytes(data) + unread
+        if not joined:
+            return
         if len(joined) > len(self._rview):
             self._rview = memoryview(bytearray(max(len(joined), READ_BUFFER_SIZE)))
         self._rview[: len(joined)] = joined
@@ -436,6 +464,8 @@ class Connection:
 
     def _read_line(self, max_length: int) -> bytes:
         view = self._rview
+        if not view.nbytes:
+            view = self._rview = memoryview(bytearray(READ_BUFFER_SIZE))
         buf = view.obj
         assert isinstance(buf, bytearray)
         # ``scanned`` counts bytes after _rpos already known to hold no "\n".
@@ -694,11 +724,12 @@ class Connection:
         if not guard.begin_close(check_owner=check_owner):
             return
         try:
-            self._transport.close()
+            if self._transport is not self._plain:
+                self._transport.close()  # TLS: close_notify, keep the session
         finally:
             self._plain.sock.close()
             guard.finish_close()
-            self._rview.release()
+            self._rview = _NO_BUFFER
 
     def __enter__(self) -> Connection:
         return self

@@ -464,11 +464,12 @@ def literal_sockaddr(normalized: str, port: int) -> tuple[int, tuple[Any, ...]] 
         InvalidArgumentError: (``INVALID_HOST_NAME``) the zone names no
             interface of this machine.
     """
+    if _IPV4.fullmatch(normalized):
+        # Already canonical (normalize_host_name made it so): no parse needed.
+        return (socket.AF_INET, (normalized, port))
     address = ip_literal(normalized)
     if address is None:
         return None
-    if isinstance(address, ipaddress.IPv4Address):
-        return (socket.AF_INET, (normalized, port))
     zone = address.scope_id
     scope = 0 if zone is None else _scope_id(zone, normalized)
     bare = normalized.partition("%")[0]

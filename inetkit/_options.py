@@ -85,19 +85,31 @@ class KeepAlive:
 
 def check_options(options: object) -> Option:
     """Validate an ``options`` argument and return it as an `Option`."""
-    if isinstance(options, bool) or not isinstance(options, int):
+    if type(options) is Option:  # the common case; plain int arithmetic is cheap
+        if not int(options) & ~ALL_OPTIONS:
+            return options
+    elif isinstance(options, bool) or not isinstance(options, int):
         raise TypeError(f"options must be an Option (int flags), not {type(options).__name__}")
-    if options & ~ALL_OPTIONS or options < 0:
+    bits = int(options)
+    if bits & ~ALL_OPTIONS or bits < 0:
         raise InvalidArgumentError(
-            f"options has unknown bits set: {options & ~ALL_OPTIONS:#x} "
+            f"options has unknown bits set: {bits & ~ALL_OPTIONS:#x} "
             f"(valid flags are the members of inetkit.Option)",
             ErrorCode.INVALID_ARGUMENT,
         )
-    return Option(options)
+    return Option(bits)
+
+
+#: The flags that `apply_socket_options` acts on.
+SOCKET_FLAGS = int(Option.BROADCAST | Option.DONTROUTE | Option.NODELAY | Option.KEEPALIVE)
+_BROADCAST = int(Option.BROADCAST)
+_DONTROUTE = int(Option.DONTROUTE)
+_NODELAY = int(Option.NODELAY)
+_KEEPALIVE = int(Option.KEEPALIVE)
 
 
 def apply_socket_options(
-    sock: socket.socket, options: Option, protocol: Protocol, keepalive: KeepAlive | None
+    sock: socket.socket, options: int, protocol: Protocol, keepalive: KeepAlive | None
 ) -> None:
     """Apply the socket-level flags in ``options`` to a fresh socket.
 
@@ -105,14 +117,14 @@ def apply_socket_options(
     (``SO_DONTROUTE``) already hold. Raises `InetError` from `OSError`.
     """
     try:
-        if options & Option.BROADCAST:
+        if options & _BROADCAST:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-        if options & Option.DONTROUTE:
+        if options & _DONTROUTE:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_DONTROUTE, 1)
         if protocol is Protocol.TCP:
-            if options & Option.NODELAY:
+            if options & _NODELAY:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if options & Option.KEEPALIVE:
+            if options & _KEEPALIVE:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
                 if keepalive is not None:
                     _apply_keepalive(sock, keepalive)
@@ -165,7 +177,9 @@ def bind_reserved_port(sock: socket.socket, local_ip: str) -> int:
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 continue
-            raise translate_os_error(exc, action="bind reserved port on", target=local_ip or "any address") from exc
+            raise translate_os_error(
+                exc, action="bind reserved port on", target=local_ip or "any address"
+            ) from exc
         return port
     raise translate_os_error(
         OSError(errno.EADDRINUSE, f"all ports {RESERVED_PORT_LOW}-{RESERVED_PORT_HIGH} are in use"),

@@ -59,6 +59,8 @@ class Guard:
     """The per-handle state that every operation passes through."""
 
     __slots__ = (
+        "_closer",
+        "_lock",
         "busy",
         "cancel_pending",
         "closed",
@@ -69,8 +71,6 @@ class Guard:
         "read_lock",
         "wake_fd",
         "write_lock",
-        "_cond",
-        "_lock",
     )
 
     def __init__(self, *, free_thread: bool, describe: str) -> None:
@@ -83,7 +83,9 @@ class Guard:
         self.wake_fd = -1
         self.describe = describe
         self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
+        # Made only when a close has to wait for blocked calls (rare; a
+        # Condition costs microseconds that every connect would pay).
+        self._closer: threading.Condition | None = None
         self.read_lock: threading.Lock | None = threading.Lock() if free_thread else None
         self.write_lock: threading.Lock | None = threading.Lock() if free_thread else None
 
@@ -105,8 +107,8 @@ class Guard:
                 if self.cancel_pending:
                     self.cancel_pending = False
                     self._drain()
-                if self.closing:
-                    self._cond.notify_all()
+                if self._closer is not None:
+                    self._closer.notify_all()
 
     def take(self, lock: threading.Lock | None, deadline: float | None) -> None:
         """Acquire a free-thread direction lock within the call's deadline."""
@@ -178,12 +180,13 @@ class Guard:
             self.closing = True
             if self.busy:
                 self._signal()
+                self._closer = threading.Condition(self._lock)
                 end = time.monotonic() + CLOSE_WAIT_LIMIT
                 while self.busy:
                     remaining = end - time.monotonic()
                     if remaining <= 0:
                         break
-                    self._cond.wait(remaining)
+                    self._closer.wait(remaining)
             return True
 
     def finish_close(self) -> None:

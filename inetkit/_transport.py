@@ -40,15 +40,30 @@ class Transport(TypingProtocol):
 class PlainTransport:
     """Plain TCP/UDP over a non-blocking socket."""
 
-    __slots__ = ("datagram", "guard", "read_waiter", "sock", "target", "write_waiter")
+    __slots__ = ("_read_waiter", "_write_waiter", "datagram", "guard", "sock", "target")
 
     def __init__(self, sock: socket.socket, guard: Guard, target: str, *, datagram: bool) -> None:
         self.sock = sock
         self.guard = guard
         self.target = target
         self.datagram = datagram
-        self.read_waiter = Waiter(guard, sock, write=False)
-        self.write_waiter = Waiter(guard, sock, write=True)
+        # Made on the first wait: a connect+close never needs them.
+        self._read_waiter: Waiter | None = None
+        self._write_waiter: Waiter | None = None
+
+    @property
+    def read_waiter(self) -> Waiter:
+        waiter = self._read_waiter
+        if waiter is None:
+            waiter = self._read_waiter = Waiter(self.guard, self.sock, write=False)
+        return waiter
+
+    @property
+    def write_waiter(self) -> Waiter:
+        waiter = self._write_waiter
+        if waiter is None:
+            waiter = self._write_waiter = Waiter(self.guard, self.sock, write=True)
+        return waiter
 
     def _timed_out(self, action: str) -> InetTimeoutError:
         return InetTimeoutError(f"{action} {self.target}: timed out", ErrorCode.TIMED_OUT)

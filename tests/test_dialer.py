@@ -1,0 +1,616 @@
+"""The connection race: the sans-I/O scheduler with exact times, then real sockets on loopback."""
+
+from __future__ import annotations
+
+import errno
+import math
+import pickle
+import socket
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from conftest import free_port, open_fds
+
+from inetkit._dialer import CONNECTION_ATTEMPT_DELAY, _Race, dial
+from inetkit._errors import (
+    ErrorCode,
+    InetConnectionError,
+    InetConnectionRefusedError,
+    InetError,
+    InetTimeoutError,
+    InvalidArgumentError,
+)
+from inetkit._options import Protocol
+from inetkit._trace import Attempt
+
+V4 = socket.AF_INET
+V6 = socket.AF_INET6
+Address = tuple[int, tuple[Any, ...]]
+
+ADDRESSES: list[Address] = [
+    (V6, ("2001:db8::1", 80, 0, 0)),
+    (V4, ("192.0.2.1", 80)),
+    (V6, ("2001:db8::2", 80, 0, 0)),
+    (V4, ("192.0.2.2", 80)),
+]
+
+
+def test_attempt_delay_is_rfc_8305s() -> None:
+    assert CONNECTION_ATTEMPT_DELAY == 0.25
+
+
+# -- the scheduler, with made-up times ------------------------------------------------
+
+
+def refused(index: int) -> InetConnectionRefusedError:
+    return InetConnectionRefusedError(f"attempt {index} refused", ErrorCode.CONNECTION_REFUSED, errno=111)
+
+
+def make_race(
+    count: int, *, deadline: float | None = 10.0, delay: float = 0.25, now: float = 0.0
+) -> tuple[_Race, list[Attempt]]:
+    trace: list[Attempt] = []
+    race = _Race(
+        ADDRESSES[:count],
+        host="race.test",
+        port=80,
+        started=0.0,
+        now=now,
+        deadline=deadline,
+        attempt_delay=delay,
+        trace=trace,
+    )
+    return race, trace
+
+
+def simulate(
+    outcomes: Sequence[tuple[str, float] | None], *, deadline: float | None = 10.0, delay: float = 0.25
+) -> tuple[list[Attempt], InetError | None, float]:
+    """Run a race the way the I/O loop does, on a fake clock.
+
+    ``outcomes[i]`` is ``("connected" | "refused", seconds after attempt i
+    started)``, or None for an address that never answers. Returns the
+    trace, the error (None when an attempt won), and the clock at the end.
+    """
+    race, trace = make_race(len(outcomes), deadline=deadline, delay=delay)
+    now = 0.0
+    ends: dict[int, tuple[float, str]] = {}
+    for _ in range(100):
+        index = race.start_due(now)
+        while index is not None:
+            outcome = outcomes[index]
+            if outcome is not None:
+                ends[index] = (now + outcome[1], outcome[0])
+            index = race.start_due(now)
+        if race.all_failed:
+            return trace, race.error(now), now
+        if race.expired(now):
+            race.expire(now)
+            return trace, race.error(now), now
+        wait = race.wait_time(now)
+        next_end = min((end for end, _ in ends.values()), default=math.inf)
+        now = min(next_end, math.inf if wait is None else now + wait)
+        assert now < math.inf, "the race would wait forever"
+        for index in sorted(i for i, (end, _) in ends.items() if end <= now):
+            _, kind = ends.pop(index)
+            if kind == "connected":
+                race.connected(index, now)
+                return trace, None, now
+            race.failed(index, now, refused(index))
+    raise AssertionError("the simulation did not end")
+
+
+def starts(trace: list[Attempt]) -> list[float]:
+    return [a.start for a in trace]
+
+
+def outcomes(trace: list[Attempt]) -> list[str]:
+    return [a.outcome for a in trace]
+
+
+def test_unanswered_attempts_start_every_delay_and_time_out_at_the_deadline() -> None:
+    trace, error, end = simulate([None, None, None])
+    assert starts(trace) == [0.0, 0.25, 0.5]
+    assert end == 10.0
+    assert outcomes(trace) == ["timed out"] * 3
+    assert [a.duration for a in trace] == [10.0, 9.75, 9.5]
+    assert isinstance(error, InetTimeoutError)
+    assert error.code is ErrorCode.TIMED_OUT
+    assert len(error.attempts) == 3
+    assert all(isinstance(e, InetTimeoutError) for e in error.attempts)
+    assert "3 addresses tried" in str(error)
+    for address in ("[2001:db8::1]", "192.0.2.1", "[2001:db8::2]"):
+        assert address in str(error)
+
+
+def test_a_refusal_starts_the_next_attempt_at_once() -> None:
+    trace, error, end = simulate([("refused", 0.1), None, ("connected", 0.05)])
+    assert starts(trace) == [0.0, 0.1, 0.35]
+    assert end == pytest.approx(0.4, abs=1e-12)
+    assert outcomes(trace) == ["failed", "abandoned", "connected"]
+    assert trace[0].duration == 0.1
+    assert error is None
+
+
+def test_exact_times_with_dyadic_values() -> None:
+    trace, error, end = simulate([("refused", 0.125), None, None, ("connected", 0.5)])
+    # 0 -> refused at 0.125 -> #1 at 0.125 -> #2 at 0.375 -> #3 at 0.625, connects at 1.125.
+    assert starts(trace) == [0.0, 0.125, 0.375, 0.625]
+    assert end == 1.125
+    assert outcomes(trace) == ["failed", "abandoned", "abandoned", "connected"]
+    assert [a.duration for a in trace] == [0.125, 1.0, 0.75, 0.5]
+    assert error is None
+
+
+def test_a_failure_of_an_older_attempt_also_starts_the_next_at_once() -> None:
+    # #0 refuses at 0.375 while #1 (started at 0.25) still runs: #2 starts at 0.375, not 0.5.
+    trace, _, _ = simulate([("refused", 0.375), None, None])
+    assert starts(trace) == [0.0, 0.25, 0.375]
+
+
+def test_the_first_to_connect_wins_and_the_rest_are_abandoned() -> None:
+    trace, error, end = simulate([None, ("connected", 0.0625), None])
+    assert error is None
+    assert end == 0.3125
+    assert starts(trace) == [0.0, 0.25]  # the third never started
+    assert outcomes(trace) == ["abandoned", "connected"]
+    assert [a.duration for a in trace] == [0.3125, 0.0625]
+
+
+def test_every_address_refused_error_has_the_first_ones_class_and_code() -> None:
+    trace, error, end = simulate([("refused", 0.0), ("refused", 0.0), ("refused", 0.0)])
+    assert starts(trace) == [0.0, 0.0, 0.0]
+    assert end == 0.0
+    assert isinstance(error, InetConnectionRefusedError)
+    assert isinstance(error, ConnectionRefusedError)
+    assert error.code is ErrorCode.CONNECTION_REFUSED
+    assert error.errno == 111
+    assert [str(e) for e in error.attempts] == ["attempt 0 refused", "attempt 1 refused", "attempt 2 refused"]
+    assert str(error) == (
+        "connect to race.test port 80 failed: 3 addresses tried: [2001:db8::1] (connection refused), "
+        "192.0.2.1 (connection refused), [2001:db8::2] (connection refused)"
+    )
+
+
+def test_the_first_addresss_failure_decides_class_and_code() -> None:
+    race, _ = make_race(2)
+    assert race.start_due(0.0) == 0
+    assert race.start_due(0.0) is None
+    race.failed(0, 0.0, InetConnectionError("no route", ErrorCode.NETWORK_UNREACHABLE, errno=101))
+    assert race.start_due(0.0) == 1
+    race.failed(1, 0.5, refused(1))
+    assert race.all_failed
+    error = race.error(0.5)
+    assert type(error) is InetConnectionError
+    assert error.code is ErrorCode.NETWORK_UNREACHABLE
+    assert error.errno == 101
+    assert "(network unreachable)" in str(error) and "(connection refused)" in str(error)
+    # Kept through pickling.
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is InetConnectionError
+    assert copy.code is ErrorCode.NETWORK_UNREACHABLE
+    assert [str(e) for e in copy.attempts] == ["no route", "attempt 1 refused"]
+
+
+def test_deadline_before_every_address_was_tried() -> None:
+    trace, error, end = simulate([None, None, None, None], deadline=0.3)
+    assert starts(trace) == [0.0, 0.25]
+    assert end == 0.3
+    assert isinstance(error, InetTimeoutError)
+    assert "timed out after 0.30 s: 2 of 4 addresses tried" in str(error)
+    assert "not tried: [2001:db8::2], 192.0.2.2" in str(error)
+    assert len(error.attempts) == 2
+
+
+def test_deadline_mixed_with_failures_is_still_timed_out() -> None:
+    trace, error, end = simulate([("refused", 0.0625), None], deadline=1.0)
+    assert end == 1.0
+    assert outcomes(trace) == ["failed", "timed out"]
+    assert isinstance(error, InetTimeoutError)
+    assert [type(e) for e in error.attempts] == [InetConnectionRefusedError, InetTimeoutError]
+    assert "(connection refused)" in str(error) and "(no answer)" in str(error)
+
+
+def test_deadline_already_past() -> None:
+    race, trace = make_race(2, deadline=5.0, now=5.0)
+    assert race.start_due(5.0) is None
+    assert race.expired(5.0)
+    race.expire(5.0)
+    error = race.error(5.0)
+    assert isinstance(error, InetTimeoutError)
+    assert trace == []
+    assert error.attempts == ()
+    assert "before any of its 2 address(es) was tried" in str(error)
+
+
+def test_wait_times() -> None:
+    race, _ = make_race(2, deadline=None)
+    assert race.wait_time(0.0) == 0.0  # the first attempt is due
+    assert race.start_due(0.0) == 0
+    assert race.wait_time(0.0) == 0.25
+    assert race.wait_time(0.1875) == 0.0625
+    assert race.start_due(0.1875) is None
+    assert race.start_due(0.25) == 1
+    assert race.wait_time(0.25) is None  # nothing left to start and no deadline: wait for sockets
+    race, _ = make_race(3, deadline=0.375)
+    race.start_due(0.0)
+    race.start_due(0.25)
+    assert race.wait_time(0.25) == 0.125  # the deadline comes before the next start
+    assert race.wait_time(1.0) == 0.0
+
+
+def test_single_address_error_is_the_attempts_own() -> None:
+    race, _ = make_race(1)
+    race.start_due(0.0)
+    own = refused(0)
+    race.failed(0, 0.0625, own)
+    assert race.error(0.0625) is own
+    race, _ = make_race(1, deadline=2.0)
+    race.start_due(0.0)
+    race.expire(2.0)
+    error = race.error(2.0)
+    assert isinstance(error, InetTimeoutError)
+    assert error.attempts == ()
+    assert "2001:db8::1" in str(error) and "2.00 s" in str(error)
+
+
+# -- real sockets on loopback ------------------------------------------------------------
+
+
+@contextmanager
+def black_hole(host: str, port: int = 0) -> Iterator[int]:
+    """A listener whose accept queue is full: further SYNs are dropped and connects hang."""
+    family = V6 if ":" in host else V4
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    filler = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if family == V6:
+            listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        listener.bind((host, port))
+        listener.listen(0)
+        bound = int(listener.getsockname()[1])
+        filler.settimeout(2)
+        filler.connect((host, bound))
+        yield bound
+    finally:
+        filler.close()
+        listener.close()
+
+
+@contextmanager
+def dual_stack_live_v4() -> Iterator[int]:
+    """A live IPv4 listener on a port number that is also free on ::1."""
+    for _ in range(50):
+        live = socket.socket(V4, socket.SOCK_STREAM)
+        live.bind(("127.0.0.1", 0))
+        port = int(live.getsockname()[1])
+        probe = socket.socket(V6, socket.SOCK_STREAM)
+        try:
+            probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            probe.bind(("::1", port))
+        except OSError:
+            live.close()
+            continue
+        finally:
+            probe.close()
+        try:
+            live.listen(16)
+            yield port
+        finally:
+            live.close()
+        return
+    pytest.fail("no port free on both 127.0.0.1 and ::1")
+
+
+@pytest.fixture
+def listener() -> Iterator[tuple[str, int]]:
+    """A plain IPv4 listener; accepted connections wait in its queue."""
+    sock = socket.socket(V4, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    yield sock.getsockname()
+    sock.close()
+
+
+def v4(port: int, ip: str = "127.0.0.1") -> Address:
+    return (V4, (ip, port))
+
+
+def v6(port: int, ip: str = "::1") -> Address:
+    return (V6, (ip, port, 0, 0))
+
+
+def run_dial(
+    addresses: Sequence[Address],
+    *,
+    timeout: float | None = 10.0,
+    protocol: Protocol = Protocol.TCP,
+    prepare: Callable[[socket.socket, int], None] | None = None,
+    host: str = "dial.test",
+    port: int = 80,
+) -> tuple[socket.socket, list[Attempt], float]:
+    trace: list[Attempt] = []
+    started = time.monotonic()
+    sock = dial(
+        addresses,
+        protocol=protocol,
+        deadline=None if timeout is None else started + timeout,
+        prepare=prepare,
+        host=host,
+        port=port,
+        started=started,
+        trace_attempts=trace,
+    )
+    return sock, trace, time.monotonic() - started
+
+
+def failing_dial(addresses: Sequence[Address], **kwargs: Any) -> tuple[InetError, list[Attempt], float]:
+    trace: list[Attempt] = []
+    started = time.monotonic()
+    timeout = kwargs.pop("timeout", 10.0)
+    with pytest.raises(InetError) as info:
+        dial(
+            addresses,
+            protocol=kwargs.pop("protocol", Protocol.TCP),
+            deadline=None if timeout is None else started + timeout,
+            prepare=kwargs.pop("prepare", None),
+            host=kwargs.pop("host", "dial.test"),
+            port=kwargs.pop("port", 80),
+            started=started,
+            trace_attempts=trace,
+            **kwargs,
+        )
+    return info.value, trace, time.monotonic() - started
+
+
+@pytest.mark.parametrize("timeout", [10.0, None])
+def test_single_address_connects_and_stays_non_blocking(
+    listener: tuple[str, int], timeout: float | None
+) -> None:
+    sock, trace, _ = run_dial([v4(listener[1])], timeout=timeout)
+    with sock:
+        assert sock.getpeername() == listener
+        assert sock.getblocking() is False
+        assert sock.type == socket.SOCK_STREAM
+        assert not sock.get_inheritable()
+    assert len(trace) == 1
+    assert trace[0].outcome == "connected"
+    assert trace[0].address == "127.0.0.1" and trace[0].port == 80 and trace[0].family == V4
+    assert trace[0].start >= 0 and trace[0].duration is not None and trace[0].duration >= 0
+
+
+def test_single_address_refused() -> None:
+    port = free_port()
+    error, trace, _ = failing_dial([v4(port)], host="127.0.0.1", port=port)
+    assert isinstance(error, InetConnectionRefusedError)
+    assert error.code is ErrorCode.CONNECTION_REFUSED
+    assert error.errno == errno.ECONNREFUSED
+    assert str(error).startswith(f"connect to 127.0.0.1 port {port} failed")
+    assert error.attempts == ()
+    assert isinstance(error.__cause__, ConnectionRefusedError)
+    assert outcomes(trace) == ["failed"]
+    assert trace[0].error is error
+
+
+def test_single_address_black_hole_times_out_at_the_deadline() -> None:
+    with black_hole("127.0.0.1") as port:
+        error, trace, elapsed = failing_dial([v4(port)], timeout=0.3, port=port)
+    assert isinstance(error, InetTimeoutError)
+    assert error.code is ErrorCode.TIMED_OUT
+    assert 0.3 <= elapsed < 1.0
+    assert f"dial.test port {port} (127.0.0.1) timed out" in str(error)
+    assert outcomes(trace) == ["timed out"]
+    assert trace[0].error is error
+
+
+def test_dual_stack_black_holed_ipv6_falls_back_after_the_attempt_delay() -> None:
+    with dual_stack_live_v4() as port, black_hole("::1", port):
+        sock, trace, elapsed = run_dial([v6(port), v4(port)], port=port)
+        with sock:
+            assert sock.getpeername() == ("127.0.0.1", port)
+            assert sock.getblocking() is False
+    assert CONNECTION_ATTEMPT_DELAY <= elapsed < 2.0
+    assert [a.address for a in trace] == ["::1", "127.0.0.1"]
+    assert outcomes(trace) == ["abandoned", "connected"]
+    assert trace[1].start >= CONNECTION_ATTEMPT_DELAY
+    assert trace[0].duration is not None and trace[0].duration >= CONNECTION_ATTEMPT_DELAY
+
+
+def test_refused_then_live_connects_at_once(listener: tuple[str, int]) -> None:
+    port = listener[1]  # nothing listens on ::1 at this port
+    sock, trace, elapsed = run_dial([v6(port), v4(port)], port=port)
+    sock.close()
+    assert elapsed < 0.2
+    assert outcomes(trace) == ["failed", "connected"]
+    assert isinstance(trace[0].error, InetConnectionRefusedError)
+    assert trace[1].start < 0.2
+
+
+def test_all_refused() -> None:
+    port = free_port()
+    error, trace, _ = failing_dial([v4(port), v6(port), v4(port, "127.0.0.2")], port=port)
+    assert isinstance(error, InetConnectionRefusedError)
+    assert error.code is ErrorCode.CONNECTION_REFUSED
+    assert len(error.attempts) == 3
+    assert all(isinstance(e, InetConnectionRefusedError) for e in error.attempts)
+    message = str(error)
+    assert "3 addresses tried" in message
+    assert "127.0.0.1" in message and "[::1]" in message and "127.0.0.2" in message
+    assert outcomes(trace) == ["failed"] * 3
+
+
+def test_all_fail_with_the_first_addresss_code() -> None:
+    port = free_port()
+
+    def prepare(sock: socket.socket, family: int) -> None:
+        if family == V4:
+            raise InetConnectionError("local port taken", ErrorCode.ADDRESS_IN_USE, errno=errno.EADDRINUSE)
+
+    error, trace, _ = failing_dial([v4(port), v6(port)], prepare=prepare, port=port)
+    assert type(error) is InetConnectionError
+    assert error.code is ErrorCode.ADDRESS_IN_USE
+    assert [e.code for e in error.attempts] == [ErrorCode.ADDRESS_IN_USE, ErrorCode.CONNECTION_REFUSED]
+    assert "127.0.0.1 (address in use)" in str(error) and "[::1] (connection refused)" in str(error)
+    assert outcomes(trace) == ["failed", "failed"]
+
+
+def test_two_black_holes_time_out_at_the_deadline() -> None:
+    with black_hole("127.0.0.1") as port4, black_hole("::1") as port6:
+        error, trace, elapsed = failing_dial([v6(port6), v4(port4)], timeout=0.6)
+    assert isinstance(error, InetTimeoutError)
+    assert error.code is ErrorCode.TIMED_OUT
+    assert 0.6 <= elapsed < 1.5
+    assert len(error.attempts) == 2
+    assert all(isinstance(e, InetTimeoutError) for e in error.attempts)
+    assert "2 addresses tried" in str(error) and "[::1]" in str(error) and "127.0.0.1" in str(error)
+    assert outcomes(trace) == ["timed out", "timed out"]
+    assert trace[1].start >= CONNECTION_ATTEMPT_DELAY
+
+
+def test_prepare_configures_every_socket(listener: tuple[str, int]) -> None:
+    seen: list[int] = []
+
+    def prepare(sock: socket.socket, family: int) -> None:
+        seen.append(family)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    sock, _, _ = run_dial([v6(listener[1]), v4(listener[1])], prepare=prepare)
+    with sock:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    assert seen == [V6, V4]
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        InetError("binding a reserved port is not allowed", ErrorCode.PERMISSION_DENIED, errno=errno.EACCES),
+        InvalidArgumentError("bad local address", ErrorCode.INVALID_ARGUMENT),
+        PermissionError(errno.EACCES, "Permission denied"),
+    ],
+)
+def test_a_refused_configuration_stops_the_whole_dial(refusal: OSError, listener: tuple[str, int]) -> None:
+    calls: list[int] = []
+
+    def prepare(sock: socket.socket, family: int) -> None:
+        calls.append(family)
+        if family == V6:
+            raise refusal
+
+    with black_hole("127.0.0.1") as hole:
+        before = open_fds()
+        error, trace, elapsed = failing_dial([v4(hole), v6(listener[1]), v4(listener[1])], prepare=prepare)
+        assert open_fds() == before
+    assert calls == [V4, V6]  # the live third address is never tried
+    assert CONNECTION_ATTEMPT_DELAY <= elapsed < 1.0
+    assert error.code in (ErrorCode.PERMISSION_DENIED, ErrorCode.INVALID_ARGUMENT)
+    if isinstance(refusal, InetError):
+        assert error is refusal
+    assert outcomes(trace) == ["abandoned", "failed"]
+
+
+def test_an_unexpected_exception_in_prepare_closes_everything(listener: tuple[str, int]) -> None:
+    def prepare(sock: socket.socket, family: int) -> None:
+        if family == V6:
+            raise RuntimeError("bug in prepare")
+
+    before = open_fds()
+    with pytest.raises(RuntimeError, match="bug in prepare"):
+        run_dial([v4(free_port()), v6(listener[1])], prepare=prepare)
+    with pytest.raises(RuntimeError, match="bug in prepare"):
+        run_dial([v6(listener[1])], prepare=prepare)
+    assert open_fds() == before
+
+
+def test_no_descriptor_leaks_over_many_failing_dials(listener: tuple[str, int]) -> None:
+    refused_port = free_port()
+
+    def fatal(sock: socket.socket, family: int) -> None:
+        raise InetError("not allowed", ErrorCode.PERMISSION_DENIED)
+
+    # Warm-up: lazily created module state is not a leak.
+    failing_dial([v4(refused_port)])
+    before = open_fds()
+    for round_number in range(200):
+        kind = round_number % 4
+        if kind == 0:
+            failing_dial([v4(refused_port)])
+        elif kind == 1:
+            failing_dial([v6(refused_port), v4(refused_port)])
+        elif kind == 2:
+            failing_dial([v4(listener[1]), v6(refused_port)], prepare=fatal)
+        else:
+            failing_dial([v4(refused_port)], protocol=Protocol.UDP, prepare=fatal)
+    assert open_fds() == before
+
+
+def test_udp_uses_the_first_address(udp_echo: tuple[str, int]) -> None:
+    sock, trace, _ = run_dial([v4(udp_echo[1]), v6(udp_echo[1])], protocol=Protocol.UDP)
+    with sock:
+        assert sock.type == socket.SOCK_DGRAM
+        assert sock.getpeername() == udp_echo
+        assert sock.getblocking() is False
+        sock.send(b"ping")
+        sock.settimeout(5)
+        assert sock.recv(100) == b"ping"
+    assert outcomes(trace) == ["connected"]
+
+
+def test_udp_moves_on_only_after_a_local_failure(udp_echo: tuple[str, int]) -> None:
+    def prepare(sock: socket.socket, family: int) -> None:
+        if family == V6:
+            raise InetConnectionError("no IPv6 here", ErrorCode.ADDRESS_NOT_AVAILABLE)
+
+    sock, trace, _ = run_dial([v6(udp_echo[1]), v4(udp_echo[1])], protocol=Protocol.UDP, prepare=prepare)
+    sock.close()
+    assert outcomes(trace) == ["failed", "connected"]
+    error, trace, _ = failing_dial([v6(1), v6(2)], protocol=Protocol.UDP, prepare=prepare)
+    assert type(error) is InetConnectionError
+    assert error.code is ErrorCode.ADDRESS_NOT_AVAILABLE
+    assert len(error.attempts) == 2
+
+
+class FrozenClock:
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def now(self) -> float:
+        return self.value
+
+
+@pytest.mark.parametrize("protocol", [Protocol.TCP, Protocol.UDP])
+@pytest.mark.parametrize("count", [1, 2])
+def test_deadline_already_past_on_the_given_clock(protocol: Protocol, count: int) -> None:
+    addresses = [v4(free_port()), v6(free_port())][:count]
+    before = open_fds()
+    error, trace, _ = failing_dial(addresses, protocol=protocol, clock=FrozenClock(1e9))
+    assert open_fds() == before
+    assert isinstance(error, InetTimeoutError)
+    assert trace == []
+    assert "used up the deadline" in str(error)
+
+
+def test_trace_offsets_come_from_the_given_clock() -> None:
+    port = free_port()
+    trace: list[Attempt] = []
+    with pytest.raises(InetConnectionRefusedError):
+        dial(
+            [v6(port), v4(port)],
+            protocol=Protocol.TCP,
+            deadline=107.0,
+            prepare=None,
+            host="dial.test",
+            port=port,
+            started=100.0,
+            trace_attempts=trace,
+            clock=FrozenClock(105.0),
+        )
+    assert starts(trace) == [5.0, 5.0]
+    assert [a.duration for a in trace] == [0.0, 0.0]
+
+
+def test_no_addresses() -> None:
+    with pytest.raises(InvalidArgumentError):
+        run_dial([])
