@@ -43,8 +43,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import inetkit  # noqa: E402
-from inetkit import Option, SecurityCredentials  # noqa: E402
+import inetkit
+from inetkit import Option, SecurityCredentials
 
 CHUNK = 65536
 

@@ -8,6 +8,7 @@ with IDNA 2008), applies socket option flags, races the IPv4/IPv6 addresses
 
 from ._connect import DEFAULT_TIMEOUT, connect, connect_url
 from ._connection import Connection
+from ._credentials import SecurityCredentials
 from ._dialer import CONNECTION_ATTEMPT_DELAY
 from ._errors import (
     CancelledError,
@@ -27,6 +28,7 @@ from ._errors import (
 from ._hostname import normalize_host_name
 from ._options import KeepAlive, Option, Protocol
 from ._resolver import Resolver
+from ._tls import CertificateInfo, SecurityInfo
 from ._trace import Attempt, ConnectTrace, Resolution
 
 __version__ = "0.1.0"
@@ -37,6 +39,7 @@ __all__ = [
     "Attempt",
     "CancelledError",
     "CertificateError",
+    "CertificateInfo",
     "ConnectTrace",
     "Connection",
     "ConnectionClosedError",
@@ -54,7 +57,9 @@ __all__ = [
     "Protocol",
     "Resolution",
     "Resolver",
+    "SecurityCredentials",
     "SecurityError",
+    "SecurityInfo",
     "__version__",
     "connect",
     "connect_url",

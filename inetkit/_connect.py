@@ -187,7 +187,9 @@ def connect(
     name = check_host(host)
     port_number = check_port(port, proto)
     local = None if local_address is None else _check_local_address(local_address)
-    delay = attempt_delay if attempt_delay is CONNECTION_ATTEMPT_DELAY else _check_attempt_delay(attempt_delay)
+    delay = (
+        attempt_delay if attempt_delay is CONNECTION_ATTEMPT_DELAY else _check_attempt_delay(attempt_delay)
+    )
     if keepalive is not None:
         if not isinstance(keepalive, KeepAlive):
             raise TypeError(f"keepalive must be an inetkit.KeepAlive, not {type(keepalive).__name__}")
@@ -337,7 +339,9 @@ def _connect(
         try:
             sock.bind((ip, local[1]))
         except OSError as exc:
-            raise translate_os_error(exc, action="bind local address", target=f"{ip} port {local[1]}") from exc
+            raise translate_os_error(
+                exc, action="bind local address", target=f"{ip} port {local[1]}"
+            ) from exc
 
     # Nothing to prepare is the common case: skip the call per attempt.
     needs_prepare = bits & (SOCKET_FLAGS | _RESERVEDPORT) or local is not None

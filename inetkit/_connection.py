@@ -125,6 +125,19 @@ class Connection:
     _plain: PlainTransport
     _security: SecurityInfo | None
     _local: tuple[str, int] | None
+    _remote: tuple[str, int]
+    _host: str
+    _port: int
+    _protocol: Protocol
+    _options: Option
+    _timeout: float | None
+    _trace: ConnectTrace
+    _target: str
+    _rview: memoryview
+    _rpos: int
+    _rend: int
+    _credentials: SecurityCredentials | None
+    _session_cache: bool
 
     def __init__(self) -> None:
         raise TypeError("Connection handles are made by inetkit.connect() or inetkit.connect_url()")
@@ -169,7 +182,7 @@ class Connection:
         self._rpos = 0
         self._rend = 0
         self._security = None
-        self._credentials: SecurityCredentials | None = None
+        self._credentials = None
         self._session_cache = True
         return self
 

@@ -228,9 +228,15 @@ class ConnectionClosedError(InetError, ConnectionError):
 
 
 class SecurityError(InetError, ssl.SSLError):
-    """TLS could not be set up or was refused."""
+    """TLS could not be set up or was refused.
+
+    ``reason`` and ``library`` carry OpenSSL's names when the failure came
+    from OpenSSL, else None.
+    """
 
     default_code = ErrorCode.HANDSHAKE_FAILED
+    reason: str | None = None  # type: ignore[assignment]  # None when OpenSSL was not involved
+    library: str | None = None  # type: ignore[assignment]
 
 
 class CertificateError(SecurityError, ssl.SSLCertVerificationError):

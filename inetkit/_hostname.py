@@ -54,8 +54,6 @@ import socket
 import unicodedata
 from typing import Any
 
-import idna
-
 from ._errors import ErrorCode, InvalidArgumentError
 from ._options import Protocol
 
@@ -308,6 +306,7 @@ def _normalize_ascii(name: str, original: str) -> str:
 
 def _unmappable(host: str) -> InvalidArgumentError:
     """Name the label and character that UTS #46 refused."""
+    import idna  # loaded only for non-ASCII names: keeps `import inetkit` cheap
     for label in _DOT_LIKE.split(host):
         for char in label:
             try:
@@ -323,6 +322,7 @@ def _unmappable(host: str) -> InvalidArgumentError:
 
 def _encode_label(label: str, host: str) -> str:
     """Check one mapped non-ASCII label against IDNA 2008 and return its A-label."""
+    import idna
     try:
         idna.check_label(label)
     except idna.IDNAError as exc:
@@ -338,6 +338,7 @@ def _encode_label(label: str, host: str) -> str:
 
 def _normalize_unicode(host: str) -> str:
     """Normalize a host with non-ASCII characters: UTS #46, then IDNA 2008."""
+    import idna
     if "://" in host or _URL_START.match(host):
         raise _url_error(host)
     problem = character_problem(host)
@@ -470,6 +471,8 @@ def literal_sockaddr(normalized: str, port: int) -> tuple[int, tuple[Any, ...]] 
     address = ip_literal(normalized)
     if address is None:
         return None
+    if isinstance(address, ipaddress.IPv4Address):  # pragma: no cover - matched above
+        return (socket.AF_INET, (str(address), port))
     zone = address.scope_id
     scope = 0 if zone is None else _scope_id(zone, normalized)
     bare = normalized.partition("%")[0]

@@ -39,7 +39,7 @@ import logging
 import ssl
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ._errors import ErrorCode, InetError, InetTimeoutError, SecurityError
 from ._hostname import check_host, sni_name
@@ -61,7 +61,7 @@ RECV_CHUNK = 65536 * 2
 
 def prepare_tls(credentials: SecurityCredentials | None, options: Option) -> ssl.SSLContext:
     """Load and check credentials and build (or fetch) the context, before any I/O."""
-    return get_context(credentials, options)
+    return get_context(credentials, options, warn=False)
 
 
 class TLSTransport:
@@ -247,7 +247,8 @@ class TLSTransport:
         while True:
             with self._engine:
                 try:
-                    return obj.read(size, view)
+                    # With a buffer, SSLObject.read returns the count (typeshed says bytes).
+                    return cast(int, obj.read(size, view))
                 except ssl.SSLWantReadError:
                     pass
                 except ssl.SSLZeroReturnError:
@@ -378,12 +379,12 @@ def start_tls(
     (an IP literal gets no SNI and is checked against IP SANs). Returns the
     new transport and the `SecurityInfo`.
     """
-    context = get_context(credentials, options)
+    context = get_context(credentials, options, target=raw.target)
     wanted = host if server_name is None else check_host(server_name)
     # An IP literal has no SNI name; ssl then checks it against IP SANs.
     name = sni_name(wanted)
     check_name = name if name is not None else wanted
-    key = session_key(check_name, port, credentials, options) if session_cache else None
+    key = session_key(check_name, port, context) if session_cache else None
     session = SESSION_CACHE.get(key) if key is not None else None
     incoming = ssl.MemoryBIO()
     outgoing = ssl.MemoryBIO()

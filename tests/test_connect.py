@@ -12,11 +12,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from conftest import Server, free_port, open_fds
 
 import inetkit
 from inetkit import ErrorCode, KeepAlive, Option, Protocol
-
-from conftest import Server, free_port, open_fds
 
 # -- loopback black holes ------------------------------------------------
 

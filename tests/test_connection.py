@@ -11,11 +11,10 @@ import time
 from collections.abc import Callable
 
 import pytest
+from conftest import Server
 
 import inetkit
 from inetkit import ErrorCode, Option, Protocol
-
-from conftest import Server
 
 
 def test_read_write_round_trip(echo_server: Server) -> None:

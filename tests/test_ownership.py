@@ -8,11 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from conftest import Server
 
 import inetkit
 from inetkit import ErrorCode, Option
-
-from conftest import Server
 
 #: Upper bound for "promptly" in these tests: generous for a loaded machine.
 PROMPT = 2.0
