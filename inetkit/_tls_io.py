@@ -36,6 +36,8 @@ The handshake, for implicit TLS and for `enable_security` alike, is
 from __future__ import annotations
 
 import logging
+import math
+import select
 import ssl
 import threading
 import time
@@ -57,6 +59,11 @@ logger = logging.getLogger("inetkit")
 #: Bytes taken from the socket per receive: a few full TLS records (16 KiB +
 #: overhead each) so bulk reads need few system calls.
 RECV_CHUNK = 65536 * 2
+#: Bounds of the wait for a TLS 1.3 session ticket at close (see
+#: `TLSTransport._take_tickets`): at least 2 ms (loopback round trips are
+#: shorter than a timer tick), at most 50 ms (close must stay fast).
+TICKET_WAIT_MIN = 0.002
+TICKET_WAIT_MAX = 0.05
 
 
 def prepare_tls(credentials: SecurityCredentials | None, options: Option) -> ssl.SSLContext:
@@ -80,6 +87,7 @@ class TLSTransport:
         "obj",
         "outgoing",
         "raw",
+        "rtt",
         "target",
     )
 
@@ -105,6 +113,7 @@ class TLSTransport:
         self._session_key = session_key
         self.cache_sessions = session_key is not None
         self.broken: InetError | None = None
+        self.rtt: float | None = None  # ClientHello sent -> first answer, seconds
 
     # -- moving bytes between the socket and the BIOs ------------------
 
@@ -179,6 +188,7 @@ class TLSTransport:
     # -- handshake -----------------------------------------------------
 
     def handshake(self, deadline: float | None, *, credentials_given: bool) -> None:
+        hello_sent: float | None = None
         while True:
             error: ssl.SSLError | None = None
             done = False
@@ -202,10 +212,14 @@ class TLSTransport:
                 raise map_ssl_error(error, target=self.target, credentials_given=credentials_given) from error
             if done:
                 return
+            if hello_sent is None:
+                hello_sent = time.monotonic()
             try:
                 more = self._feed(deadline)
             except InetTimeoutError as exc:
                 raise self._handshake_timeout() from exc
+            if self.rtt is None:
+                self.rtt = time.monotonic() - hello_sent
             if not more:
                 with self._engine:
                     try:
@@ -340,17 +354,44 @@ class TLSTransport:
         """Keep the session for resumption, send close_notify, never block."""
         if self.broken is None:
             if self.cache_sessions:
-                # TLS 1.3 tickets arrive after the handshake: take what has
-                # arrived so the session can be resumed, without waiting.
-                try:
-                    self._check_alerts()
-                except InetError:
-                    pass
+                self._take_tickets()
                 self._save_session()
             self._close_notify()
             with self._send:
                 self._drain_nowait()
         self._rbuf.release()
+
+    def _take_tickets(self) -> None:
+        """Process TLS 1.3 session tickets that arrived after the handshake.
+
+        The server sends them once it has our Finished, about one round trip
+        after the handshake ended on our side; a handle closed sooner than
+        that has none yet. Take what has arrived; if there is no ticket yet,
+        wait for one at most about two round trips (as measured during the
+        handshake, capped), never longer: closing must stay fast.
+        """
+        try:
+            self._check_alerts()
+            if self.rtt is None or self.obj.version() != "TLSv1.3" or self._has_ticket():
+                return
+            limit = min(max(2 * self.rtt, TICKET_WAIT_MIN), TICKET_WAIT_MAX)
+            poller = select.poll()
+            poller.register(self.raw.sock.fileno(), select.POLLIN)
+            end = time.monotonic() + limit
+            for _ in range(8):  # bounded: each pass waits or takes bytes
+                remaining = end - time.monotonic()
+                if remaining <= 0 or not poller.poll(math.ceil(remaining * 1000)):
+                    return
+                self._check_alerts()
+                if self._has_ticket():
+                    return
+        except (InetError, OSError, ValueError):
+            return
+
+    def _has_ticket(self) -> bool:
+        with self._engine:
+            session = self.obj.session
+        return session is not None and session.has_ticket
 
     def _save_session(self) -> None:
         try:
