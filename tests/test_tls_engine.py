@@ -69,7 +69,9 @@ def fresh_sessions() -> Iterator[None]:
 
 def test_round_trip_lines_and_info(tls_server: Callable[..., Server], creds: SecurityCredentials) -> None:
     server = tls_server()
-    with inetkit.connect("localhost", server.port, options=Option.SECURE, credentials=creds, timeout=5) as conn:
+    with inetkit.connect(
+        "localhost", server.port, options=Option.SECURE, credentials=creds, timeout=5
+    ) as conn:
         assert conn.is_secure
         info = conn.security_info
         assert info is not None
@@ -130,7 +132,9 @@ def test_trusted_site_session_never_resumed_by_verifying_connect(
         ) as conn:
             conn.write(b"x")
             conn.read(1)
-    with inetkit.connect("localhost", server.port, options=Option.SECURE, credentials=creds, timeout=5) as conn:
+    with inetkit.connect(
+        "localhost", server.port, options=Option.SECURE, credentials=creds, timeout=5
+    ) as conn:
         assert conn.security_info is not None
         assert conn.security_info.session_reused is False
 
@@ -139,7 +143,9 @@ def test_shutdown_sends_close_notify_and_reads_on(
     tls_server: Callable[..., Server], creds: SecurityCredentials
 ) -> None:
     server = tls_server()
-    with inetkit.connect("localhost", server.port, options=Option.SECURE, credentials=creds, timeout=5) as conn:
+    with inetkit.connect(
+        "localhost", server.port, options=Option.SECURE, credentials=creds, timeout=5
+    ) as conn:
         conn.write(b"last")
         conn.shutdown()
         assert conn.read_exactly(4) == b"last"
@@ -148,7 +154,9 @@ def test_shutdown_sends_close_notify_and_reads_on(
 
 def test_tls_read_timeout(tls_server: Callable[..., Server], creds: SecurityCredentials) -> None:
     server = tls_server()
-    with inetkit.connect("localhost", server.port, options=Option.SECURE, credentials=creds, timeout=5) as conn:
+    with inetkit.connect(
+        "localhost", server.port, options=Option.SECURE, credentials=creds, timeout=5
+    ) as conn:
         conn.timeout = 0.2
         start = time.monotonic()
         with pytest.raises(inetkit.InetTimeoutError):
@@ -248,7 +256,9 @@ def test_free_threaded_duplex_stress(pki: PKI) -> None:
     ctx = multiprocessing.get_context("fork")
     parent, child = ctx.Pipe()
     proc = ctx.Process(
-        target=_stress_server, args=(str(server_cert.chain_file), str(server_cert.key_file), child), daemon=True
+        target=_stress_server,
+        args=(str(server_cert.chain_file), str(server_cert.key_file), child),
+        daemon=True,
     )
     proc.start()
     try:
@@ -256,7 +266,11 @@ def test_free_threaded_duplex_stress(pki: PKI) -> None:
         port = parent.recv()
         creds = SecurityCredentials(ca_file=str(pki.ca_file), min_version=ssl.TLSVersion.TLSv1_3)
         conn = inetkit.connect(
-            "localhost", port, options=Option.SECURE | Option.FREETHREAD, credentials=creds, timeout=STRESS_LIMIT
+            "localhost",
+            port,
+            options=Option.SECURE | Option.FREETHREAD,
+            credentials=creds,
+            timeout=STRESS_LIMIT,
         )
         sent_hash = hashlib.sha256()
         got_hash = hashlib.sha256()
