@@ -29,12 +29,10 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
 import socket
 import ssl
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -45,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import inetkit
 from inetkit import Option, SecurityCredentials
+from inetkit._credentials import apply_identity
 
 CHUNK = 65536
 
@@ -100,9 +99,9 @@ def _serve_forever(listener: socket.socket, handler: Callable[[socket.socket], N
         threading.Thread(target=handler, args=(sock,), daemon=True).start()
 
 
-def _tls_wrap_handler(context: ssl.SSLContext, inner: Callable[[socket.socket], None]) -> Callable[
-    [socket.socket], None
-]:
+def _tls_wrap_handler(
+    context: ssl.SSLContext, inner: Callable[[socket.socket], None]
+) -> Callable[[socket.socket], None]:
     def handler(sock: socket.socket) -> None:
         try:
             tls = context.wrap_socket(sock, server_side=True)
@@ -131,7 +130,7 @@ def _close_after_handshake(sock: socket.socket) -> None:
         pass
 
 
-def server_main(ports: multiprocessing.Queue, cert_file: str, key_file: str) -> None:  # type: ignore[type-arg]
+def server_main(ports: multiprocessing.Queue, identity_pem: bytes) -> None:  # type: ignore[type-arg]
     listeners = []
     for _ in range(4):
         sock = socket.socket()
@@ -140,8 +139,8 @@ def server_main(ports: multiprocessing.Queue, cert_file: str, key_file: str) -> 
         sock.listen(1024)
         listeners.append(sock)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_file, key_file)
-    os.unlink(key_file)  # a throwaway test key; gone as soon as it is loaded
+    # inetkit's own loader: the key reaches OpenSSL without touching the disk.
+    apply_identity(context, SecurityCredentials(cert_store=identity_pem))
     threading.Thread(target=_accept_close_server, args=(listeners[0],), daemon=True).start()
     threading.Thread(target=_serve_forever, args=(listeners[1], _sink), daemon=True).start()
     threading.Thread(
@@ -156,14 +155,18 @@ def server_main(ports: multiprocessing.Queue, cert_file: str, key_file: str) -> 
     threading.Event().wait()
 
 
-def make_certificate(directory: str) -> tuple[str, str, bytes]:
-    """A throwaway CA and a leaf for localhost/127.0.0.1 (benchmark only)."""
+def make_certificate() -> tuple[bytes, bytes]:
+    """A throwaway CA and an RSA-2048 leaf for localhost/127.0.0.1 (benchmark only).
+
+    RSA-2048 because most public servers use it, and its signature is what a
+    resumed handshake saves. Returns (leaf certificate + key PEM, CA PEM).
+    """
     import datetime
     import ipaddress
 
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
     from cryptography.x509.oid import NameOID
 
     now = datetime.datetime.now(datetime.UTC)
@@ -180,7 +183,7 @@ def make_certificate(directory: str) -> tuple[str, str, bytes]:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     leaf = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
@@ -197,17 +200,12 @@ def make_certificate(directory: str) -> tuple[str, str, bytes]:
         )
         .sign(ca_key, hashes.SHA256())
     )
-    cert_file = os.path.join(directory, "leaf.pem")
-    key_file = os.path.join(directory, "leaf.key")
-    Path(cert_file).write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-    Path(key_file).write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+    identity = leaf.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
     )
-    return cert_file, key_file, ca.public_bytes(serialization.Encoding.PEM)
+    return identity, ca.public_bytes(serialization.Encoding.PEM)
 
 
 # -- measuring ---------------------------------------------------------------
@@ -331,8 +329,9 @@ def bench_tls_connect(port: int, rounds: int, count: int, ca_pem: bytes, host: s
             pass
 
     def ours_full() -> None:
-        inetkit.connect(host, port, options=Option.SECURE, credentials=creds, timeout=10,
-                        session_cache=False).close()
+        inetkit.connect(
+            host, port, options=Option.SECURE, credentials=creds, timeout=10, session_cache=False
+        ).close()
 
     def ours_resumed() -> None:
         inetkit.connect(host, port, options=Option.SECURE, credentials=creds, timeout=10).close()
@@ -351,10 +350,12 @@ def bench_tls_bulk(port: int, rounds: int, size: int, ca_pem: bytes) -> list[Res
     creds = SecurityCredentials(ca_data=ca_pem)
     block = bytes(CHUNK)
     buf = bytearray(CHUNK)
-    std_sock = context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=30),
-                                   server_hostname="127.0.0.1")
-    conn = inetkit.connect("127.0.0.1", port, options=Option.SECURE | Option.FREETHREAD,
-                           credentials=creds, timeout=30)
+    std_sock = context.wrap_socket(
+        socket.create_connection(("127.0.0.1", port), timeout=30), server_hostname="127.0.0.1"
+    )
+    conn = inetkit.connect(
+        "127.0.0.1", port, options=Option.SECURE | Option.FREETHREAD, credentials=creds, timeout=30
+    )
 
     def std_send() -> float:
         start = time.perf_counter()
@@ -417,37 +418,36 @@ def main(argv: list[str] | None = None) -> int:
     size = (4 if args.quick else 64) * 1024 * 1024
     tls_count = 5 if args.quick else 100
 
-    with tempfile.TemporaryDirectory() as directory:
-        cert_file, key_file, ca_pem = make_certificate(directory)
-        ports_queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
-        ctx = multiprocessing.get_context("fork")
-        server = ctx.Process(target=server_main, args=(ports_queue, cert_file, key_file), daemon=True)
-        server.start()
-        try:
-            plain, sink, tls_plain, tls_sink = ports_queue.get(timeout=30)
-            results: list[Result] = []
-            print(f"inetkit {inetkit.__version__}, Python {sys.version.split()[0]}, {ssl.OPENSSL_VERSION}")
-            if "connect" in cases:
-                results.append(bench_connect(plain, rounds, count))
-                print(results[-1].line(), flush=True)
-            if "bulk" in cases:
-                for result in bench_bulk(sink, rounds, size):
+    identity, ca_pem = make_certificate()
+    ports_queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+    ctx = multiprocessing.get_context("fork")
+    server = ctx.Process(target=server_main, args=(ports_queue, identity), daemon=True)
+    server.start()
+    try:
+        plain, sink, tls_plain, tls_sink = ports_queue.get(timeout=30)
+        results: list[Result] = []
+        print(f"inetkit {inetkit.__version__}, Python {sys.version.split()[0]}, {ssl.OPENSSL_VERSION}")
+        if "connect" in cases:
+            results.append(bench_connect(plain, rounds, count))
+            print(results[-1].line(), flush=True)
+        if "bulk" in cases:
+            for result in bench_bulk(sink, rounds, size):
+                results.append(result)
+                print(result.line(), flush=True)
+        if "tls-connect" in cases:
+            for host in ("localhost", "127.0.0.1"):
+                for result in bench_tls_connect(tls_plain, rounds, tls_count, ca_pem, host):
                     results.append(result)
                     print(result.line(), flush=True)
-            if "tls-connect" in cases:
-                for host in ("localhost", "127.0.0.1"):
-                    for result in bench_tls_connect(tls_plain, rounds, tls_count, ca_pem, host):
-                        results.append(result)
-                        print(result.line(), flush=True)
-            if "tls-bulk" in cases:
-                for result in bench_tls_bulk(tls_sink, rounds, size, ca_pem):
-                    results.append(result)
-                    print(result.line(), flush=True)
-        finally:
-            server.kill()
-            server.join(5)
-            ports_queue.close()
-            ports_queue.join_thread()
+        if "tls-bulk" in cases:
+            for result in bench_tls_bulk(tls_sink, rounds, size, ca_pem):
+                results.append(result)
+                print(result.line(), flush=True)
+    finally:
+        server.kill()
+        server.join(5)
+        ports_queue.close()
+        ports_queue.join_thread()
     return 0
 
 

@@ -354,25 +354,35 @@ class TLSTransport:
         """Keep the session for resumption, send close_notify, never block."""
         if self.broken is None:
             if self.cache_sessions:
-                self._take_tickets()
-                self._save_session()
+                self._keep_tls13_session()
             self._close_notify()
             with self._send:
                 self._drain_nowait()
         self._rbuf.release()
 
-    def _take_tickets(self) -> None:
-        """Process TLS 1.3 session tickets that arrived after the handshake.
+    def _keep_tls13_session(self) -> None:
+        """Keep a TLS 1.3 session, whose tickets arrive after the handshake.
 
-        The server sends them once it has our Finished, about one round trip
-        after the handshake ended on our side; a handle closed sooner than
-        that has none yet. Take what has arrived; if there is no ticket yet,
-        wait for one at most about two round trips (as measured during the
-        handshake, capped), never longer: closing must stay fast.
+        (TLS 1.2 sessions are kept right after the handshake, in `start_tls`.)
+        The server sends tickets once it has our Finished, about one round
+        trip after the handshake ended on our side; a handle closed sooner
+        has none yet. Take what has arrived; only while the cache holds no
+        session for this server (its first connection) wait for a ticket, at
+        most about two round trips as measured during the handshake (capped):
+        closing must stay fast. A handle that resumed a cached session keeps
+        that one (reading ``SSLObject.session`` copies the whole session,
+        certificates included: about 0.1 ms that resumed handles need not pay).
         """
         try:
             self._check_alerts()
-            if self.rtt is None or self.obj.version() != "TLSv1.3" or self._has_ticket():
+            if self.obj.version() != "TLSv1.3":
+                return
+            cached = SESSION_CACHE.get(self._session_key) is not None
+            if cached and self.obj.session_reused:
+                return
+            session = self._session()
+            if session is None or session.has_ticket or cached or self.rtt is None:
+                self._save_session(session)
                 return
             limit = min(max(2 * self.rtt, TICKET_WAIT_MIN), TICKET_WAIT_MAX)
             poller = select.poll()
@@ -383,24 +393,25 @@ class TLSTransport:
                 if remaining <= 0 or not poller.poll(math.ceil(remaining * 1000)):
                     return
                 self._check_alerts()
-                if self._has_ticket():
+                session = self._session()
+                if session is not None and session.has_ticket:
+                    self._save_session(session)
                     return
         except (InetError, OSError, ValueError):
             return
 
-    def _has_ticket(self) -> bool:
+    def _session(self) -> ssl.SSLSession | None:
         with self._engine:
-            session = self.obj.session
-        return session is not None and session.has_ticket
+            return self.obj.session
 
-    def _save_session(self) -> None:
-        try:
-            with self._engine:
-                session = self.obj.session
-        except (ssl.SSLError, ValueError):  # pragma: no cover - no session to save
+    def _save_session(self, session: ssl.SSLSession | None) -> None:
+        if session is None or self._session_key is None:
             return
-        if session is not None and self._session_key is not None:
-            SESSION_CACHE.put(self._session_key, session)
+        if not session.has_ticket and self.obj.version() == "TLSv1.3":
+            # A TLS 1.3 session is resumable only with a ticket; do not let a
+            # ticketless one replace a good cached session.
+            return
+        SESSION_CACHE.put(self._session_key, session)
 
 
 def start_tls(
@@ -441,7 +452,7 @@ def start_tls(
         check_pins(der or b"", tuple(pins), target=transport.target)
     if key is not None and obj.version() != "TLSv1.3":
         # TLS 1.2 sessions are complete at the end of the handshake.
-        transport._save_session()
+        transport._save_session(transport._session())
     logger.debug(
         "TLS with %s: %s %s in %.1f ms%s",
         transport.target,
