@@ -39,6 +39,7 @@ from ._errors import (
     ConnectionClosedError,
     ErrorCode,
     InetError,
+    InetTimeoutError,
     InvalidArgumentError,
     SecurityError,
     translate_os_error,
@@ -590,7 +591,10 @@ class Connection:
             deadline = None if timeout is None else _monotonic() + timeout
             lock = guard.write_lock if write else guard.read_lock
             if lock is not None:
-                guard.take(lock, deadline)
+                try:
+                    guard.take(lock, deadline)
+                except InetTimeoutError:
+                    return False  # another thread holds this direction for the whole wait
                 try:
                     return waiter.wait(deadline)
                 finally:

@@ -114,7 +114,9 @@ class Guard:
         """Acquire a free-thread direction lock within the call's deadline."""
         if lock is None:
             return
-        if deadline is None:
+        if lock.acquire(blocking=False):
+            pass  # uncontended: the common case
+        elif deadline is None:
             lock.acquire()
         else:
             remaining = deadline - time.monotonic()

@@ -235,3 +235,17 @@ def test_free_thread_two_readers_take_turns(echo_server: Server) -> None:
         for thread in threads:
             thread.join(10)
     assert sorted(seen) == sorted(lines)  # every line whole, none torn or lost
+
+
+def test_free_thread_is_readable_while_another_thread_reads(echo_server: Server) -> None:
+    with inetkit.connect("127.0.0.1", echo_server.port, timeout=10, options=Option.FREETHREAD) as conn:
+        assert conn.is_readable() is False  # nobody reading: a plain check
+        assert conn.is_writable() is True
+        thread = threading.Thread(target=lambda: conn.read())
+        thread.start()
+        time.sleep(0.1)
+        # The reader holds the read direction: no data for us, and no error.
+        assert conn.is_readable() is False
+        conn.write(b"x")
+        thread.join(5)
+        assert not thread.is_alive()
