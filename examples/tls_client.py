@@ -104,7 +104,7 @@ def main() -> int:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         listener.settimeout(TIMEOUT)
-        server = threading.Thread(target=serve_echo, args=(listener, context))
+        server = threading.Thread(target=serve_echo, args=(listener, context), daemon=True)
         server.start()
         port = listener.getsockname()[1]
 

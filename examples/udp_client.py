@@ -30,7 +30,7 @@ def main() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server_sock:
         server_sock.bind(("127.0.0.1", 0))
         server_sock.settimeout(TIMEOUT)
-        server = threading.Thread(target=serve_echo, args=(server_sock, len(MESSAGES)))
+        server = threading.Thread(target=serve_echo, args=(server_sock, len(MESSAGES)), daemon=True)
         server.start()
         port = server_sock.getsockname()[1]
 

@@ -338,6 +338,10 @@ class DemoServer:
                 logger.debug("demo server: accept failed: %s", exc)
                 return
             sock.settimeout(POLL_INTERVAL)
+            # Replies are small and follow requests: without NODELAY a reply
+            # written right after TLS 1.3 session tickets waits for the
+            # client's delayed ACK (Nagle's algorithm, about 40 ms on Linux).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._start(name, serve, sock)
 
     def _serve_lines(self, sock: socket.socket) -> None:

@@ -47,6 +47,9 @@ EXIT_USAGE = 2
 #: Seconds allowed for each demo connect and each demo I/O call: loopback
 #: answers in microseconds, so this only bounds a broken run.
 DEMO_TIMEOUT = 5.0
+#: The demo's exchanges are small request/response writes: NODELAY sends each
+#: at once instead of letting Nagle's algorithm hold it for an ACK.
+DEMO_OPTIONS = Option.NODELAY
 #: Default ``probe --timeout``: InetConnect's customary connect timeout.
 PROBE_TIMEOUT = 20.0
 #: Indentation of detail lines under a step's title.
@@ -226,10 +229,8 @@ def _probe(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return EXIT_USAGE
     except InetError as exc:
         print(f"inetkit probe: {exc}", file=err)
-        if exc.trace is not None:
+        if exc.trace is not None:  # each attempt's line carries its own error
             print(exc.trace.format(), file=out)
-        for attempt in exc.attempts:
-            print(f"{INDENT}{type(attempt).__name__} ({attempt.code.name}): {attempt}", file=out)
         return EXIT_FAILURE
     with conn:
         print(conn.trace.format(), file=out)
@@ -326,6 +327,7 @@ def _demo_tcp(server: DemoServer, out: TextIO) -> None:
         "localhost",
         server.tcp_port,
         timeout=DEMO_TIMEOUT,
+        options=DEMO_OPTIONS,
         resolver=_demo_resolver(server),
     ) as conn:
         print(_indent(conn.trace.format()), file=out)
@@ -361,7 +363,7 @@ def _demo_tls(server: DemoServer, out: TextIO) -> None:
         "localhost",
         server.tls_port,
         timeout=DEMO_TIMEOUT,
-        options=Option.SECURE,
+        options=DEMO_OPTIONS | Option.SECURE,
         credentials=credentials,
         resolver=resolver,
     ) as conn:
@@ -379,7 +381,7 @@ def _demo_tls(server: DemoServer, out: TextIO) -> None:
         "localhost",
         server.tls_port,
         timeout=DEMO_TIMEOUT,
-        options=Option.SECURE,
+        options=DEMO_OPTIONS | Option.SECURE,
         credentials=credentials,
         resolver=resolver,
     ) as again:

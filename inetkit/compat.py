@@ -182,7 +182,7 @@ class _HandleTable:
 
     def get(self, handle: object, function: str) -> Connection:
         if isinstance(handle, bool) or not isinstance(handle, int):
-            raise TypeError(f"{function}: a handle is an int, not {type(handle).__name__}")
+            raise TypeError(f"a handle is an int, not {type(handle).__name__}")
         with self._lock:
             conn = self._open.get(handle)
             issued = self._issued
@@ -199,10 +199,6 @@ class _HandleTable:
         with self._lock:
             if self._open.get(handle) is conn:
                 del self._open[handle]
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._open)
 
 
 _handles = _HandleTable()

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Server, free_port
+from conftest import Server, free_port, require_module
 
 import inetkit
 from inetkit import cli
@@ -210,3 +210,55 @@ def test_demo_without_tls_skips_that_step(
     assert "TLS port" not in out
     assert "3. TLS" not in out
     assert "all checks passed" in out
+
+
+@pytest.fixture
+def smtp_server(tls_server: DemoServer) -> Iterator[Callable[[bool], int]]:
+    """Start aiosmtpd on loopback, with or without STARTTLS; return its port."""
+    require_module("aiosmtpd")
+    from aiosmtpd.controller import Controller
+
+    from inetkit._demo_server import server_context
+
+    controllers: list[Controller] = []
+
+    def start(with_tls: bool) -> int:
+        port = free_port()
+        certificates = tls_server.certificates
+        assert certificates is not None
+        context = server_context(certificates) if with_tls else None
+        controller = Controller(object(), hostname="127.0.0.1", port=port, tls_context=context)
+        controller.start()
+        controllers.append(controller)
+        return port
+
+    yield start
+    for controller in controllers:
+        controller.stop()
+
+
+def test_probe_starttls_smtp(
+    tls_server: DemoServer,
+    smtp_server: Callable[[bool], int],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert tls_server.certificates is not None
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_bytes(tls_server.certificates.ca_pem)
+    port = smtp_server(True)
+    assert main(["probe", "127.0.0.1", str(port), "--starttls", "smtp", "--ca-file", str(ca_file)]) == 0
+    out = capsys.readouterr().out
+    assert "starttls dialog:" in out
+    assert "tls handshake:" in out
+    assert "CN=localhost" in out
+
+
+def test_probe_starttls_refused(
+    smtp_server: Callable[[bool], int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = smtp_server(False)
+    assert main(["probe", "127.0.0.1", str(port), "--starttls", "smtp"]) == 1
+    captured = capsys.readouterr()
+    assert "does not offer STARTTLS" in captured.err
+    assert f"connect 127.0.0.1 port {port}" in captured.out

@@ -10,8 +10,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from conftest import Server, free_port
 
-from inetkit import ErrorCode, Option, Protocol, compat
-from inetkit._credentials import SecurityCredentials
+from inetkit import ErrorCode, Option, Protocol, SecurityCredentials, compat
 from inetkit._demo_server import DemoServer
 from inetkit.compat import (
     INVALID_SOCKET,

@@ -241,7 +241,7 @@ def test_free_thread_is_readable_while_another_thread_reads(echo_server: Server)
     with inetkit.connect("127.0.0.1", echo_server.port, timeout=10, options=Option.FREETHREAD) as conn:
         assert conn.is_readable() is False  # nobody reading: a plain check
         assert conn.is_writable() is True
-        thread = threading.Thread(target=lambda: conn.read())
+        thread = threading.Thread(target=conn.read)
         thread.start()
         time.sleep(0.1)
         # The reader holds the read direction: no data for us, and no error.
