@@ -96,6 +96,9 @@ def _serve_forever(listener: socket.socket, handler: Callable[[socket.socket], N
             sock, _ = listener.accept()
         except OSError:
             return
+        # Small replies (the one-byte acknowledgement, TLS tickets) must not
+        # wait for a delayed ACK (Nagle): that adds 40 ms stalls to both sides.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         threading.Thread(target=handler, args=(sock,), daemon=True).start()
 
 
@@ -273,7 +276,8 @@ def bench_bulk(port: int, rounds: int, size: int) -> list[Result]:
     buf = bytearray(CHUNK)
 
     std_sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-    conn = inetkit.connect("127.0.0.1", port, timeout=30)
+    std_sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    conn = inetkit.connect("127.0.0.1", port, timeout=30, options=Option.NODELAY)
 
     def std_send() -> float:
         start = time.perf_counter()
@@ -350,11 +354,15 @@ def bench_tls_bulk(port: int, rounds: int, size: int, ca_pem: bytes) -> list[Res
     creds = SecurityCredentials(ca_data=ca_pem)
     block = bytes(CHUNK)
     buf = bytearray(CHUNK)
-    std_sock = context.wrap_socket(
-        socket.create_connection(("127.0.0.1", port), timeout=30), server_hostname="127.0.0.1"
-    )
+    raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    std_sock = context.wrap_socket(raw, server_hostname="127.0.0.1")
     conn = inetkit.connect(
-        "127.0.0.1", port, options=Option.SECURE | Option.FREETHREAD, credentials=creds, timeout=30
+        "127.0.0.1",
+        port,
+        options=Option.SECURE | Option.FREETHREAD | Option.NODELAY,
+        credentials=creds,
+        timeout=30,
     )
 
     def std_send() -> float:

@@ -131,7 +131,8 @@ class PlainTransport:
                         ErrorCode.INVALID_ARGUMENT,
                         bytes_sent=sent,
                     )
-                continue
+                # A partial send means the kernel buffer is full: wait for
+                # room rather than try again (and fail) at once.
             try:
                 ready = self.write_waiter.wait(deadline)
             except InetError as exc:
