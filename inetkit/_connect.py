@@ -54,6 +54,8 @@ _SECURE = int(Option.SECURE)
 _BROADCAST = int(Option.BROADCAST)
 _RESERVEDPORT = int(Option.RESERVEDPORT)
 _PREFER_IPV6 = int(Option.PREFER_IPV6)
+#: Exact types of a timeout that needs no further checks (bool excluded on purpose).
+_NUMBER_TYPES = (float, int)
 
 #: STARTTLS dialogs known to `connect(starttls=...)`. Filled by ``starttls``
 #: (loaded lazily) so that `import inetkit` stays cheap.
@@ -180,8 +182,8 @@ def connect(
     # -- arguments: types and values, before any I/O -------------------
     proto = _check_protocol(protocol)
     opts = check_options(options)
-    if type(timeout) is float and 0.0 < timeout < math.inf:
-        seconds: float | None = timeout  # the common case, checked without a call
+    if type(timeout) in _NUMBER_TYPES and 0 < timeout < math.inf:  # type: ignore[operator]
+        seconds: float | None = float(timeout)  # type: ignore[arg-type]  # the common case, no call
     else:
         seconds = check_timeout(timeout, "timeout")
     name = check_host(host)
