@@ -441,3 +441,32 @@ def test_failed_resolution_and_race_leak_nothing() -> None:
         with pytest.raises(inetkit.HostNotFoundError):
             inetkit.connect("absent.test", port, resolver=resolver, timeout=5)
     assert open_fds() == before
+
+
+def test_unreachable_codes_in_a_private_network_namespace() -> None:
+    """NETWORK_UNREACHABLE and HOST_UNREACHABLE, in a namespace this test makes (only loopback)."""
+    from conftest import require_program
+
+    unshare = require_program("unshare")
+    ip = require_program("ip")
+    if os.geteuid() != 0:
+        pytest.skip("creating a network namespace needs root")
+    code = textwrap.dedent(
+        """
+        import inetkit
+        for host in ("10.9.0.1", "10.8.0.1"):
+            try:
+                inetkit.connect(host, 80, timeout=2)
+            except inetkit.InetConnectionError as exc:
+                print(host, exc.code.name, type(exc).__name__)
+        """
+    )
+    script = f"{ip} link set lo up && {ip} route add unreachable 10.9.0.0/16 && {sys.executable} -c '{code}'"
+    result = subprocess.run(
+        [unshare, "-n", "sh", "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "10.9.0.1 HOST_UNREACHABLE InetConnectionError",
+        "10.8.0.1 NETWORK_UNREACHABLE InetConnectionError",
+    ]
