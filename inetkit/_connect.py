@@ -245,8 +245,10 @@ def connect(
                 trace.starttls = time.monotonic() - dialog_started - (trace.tls_handshake or 0.0)
             elif bits & _SECURE:
                 conn._start_security(credentials, None, deadline)
-        except BaseException:
+        except BaseException as exc:
             conn._close(check_owner=False)
+            if isinstance(exc, InetError):
+                _record_on_winner(trace, exc)
             raise
     except InetError as exc:
         trace.total = time.monotonic() - started
@@ -255,6 +257,15 @@ def connect(
         raise
     trace.total = time.monotonic() - started
     return conn
+
+
+def _record_on_winner(trace: ConnectTrace, exc: InetError) -> None:
+    """A failure after the race (TLS, STARTTLS) is final and is that address's attempt."""
+    for attempt in reversed(trace.attempts):
+        if attempt.outcome == "connected":
+            attempt.outcome = "failed"
+            attempt.error = exc
+            return
 
 
 def _check_combinations(

@@ -115,6 +115,7 @@ class Connection:
         "_rview",
         "_security",
         "_session_cache",
+        "_shut",
         "_target",
         "_timeout",
         "_trace",
@@ -139,6 +140,7 @@ class Connection:
     _rend: int
     _credentials: SecurityCredentials | None
     _session_cache: bool
+    _shut: bool
 
     def __init__(self) -> None:
         raise TypeError("Connection handles are made by inetkit.connect() or inetkit.connect_url()")
@@ -185,6 +187,7 @@ class Connection:
         self._security = None
         self._credentials = None
         self._session_cache = True
+        self._shut = False
         return self
 
     # -- properties (any thread) ---------------------------------------
@@ -342,24 +345,25 @@ class Connection:
         guard = self._guard
         guard.enter()
         try:
+            deadline = self._deadline()  # one deadline for the turn and the I/O
             if guard.read_lock is not None:
-                guard.take(guard.read_lock, self._deadline())
+                guard.take(guard.read_lock, deadline)
                 try:
-                    return self._read(max_bytes)
+                    return self._read(max_bytes, deadline)
                 finally:
                     guard.read_lock.release()
-            return self._read(max_bytes)
+            return self._read(max_bytes, deadline)
         finally:
             guard.leave()
 
-    def _read(self, max_bytes: int) -> bytes:
+    def _read(self, max_bytes: int, deadline: float | None) -> bytes:
         available = self._rend - self._rpos
         if available:
             count = min(available, max_bytes)
             start = self._rpos
             self._rpos = start + count
             return bytes(self._rview[start : start + count])
-        return self._transport.recv(max_bytes, self._deadline())
+        return self._transport.recv(max_bytes, deadline)
 
     def read_into(self, buffer: Any) -> int:
         """Fill a writable buffer (``bytearray``, ``memoryview``, ...); return the count.
@@ -377,17 +381,18 @@ class Connection:
         guard = self._guard
         guard.enter()
         try:
+            deadline = self._deadline()  # one deadline for the turn and the I/O
             if guard.read_lock is not None:
-                guard.take(guard.read_lock, self._deadline())
+                guard.take(guard.read_lock, deadline)
                 try:
-                    return self._read_into(view)
+                    return self._read_into(view, deadline)
                 finally:
                     guard.read_lock.release()
-            return self._read_into(view)
+            return self._read_into(view, deadline)
         finally:
             guard.leave()
 
-    def _read_into(self, view: memoryview) -> int:
+    def _read_into(self, view: memoryview, deadline: float | None) -> int:
         available = self._rend - self._rpos
         if available:
             count = min(available, len(view))
@@ -395,7 +400,7 @@ class Connection:
             view[:count] = self._rview[start : start + count]
             self._rpos = start + count
             return count
-        return self._transport.recv_into(view, self._deadline())
+        return self._transport.recv_into(view, deadline)
 
     def read_exactly(self, n: int) -> bytes:
         """Exactly ``n`` bytes, or `ConnectionClosedError` if the peer closes first.
@@ -410,23 +415,23 @@ class Connection:
         guard = self._guard
         guard.enter()
         try:
+            deadline = self._deadline()  # one deadline for the turn and the I/O
             if guard.read_lock is not None:
-                guard.take(guard.read_lock, self._deadline())
+                guard.take(guard.read_lock, deadline)
                 try:
-                    return self._read_exactly(n)
+                    return self._read_exactly(n, deadline)
                 finally:
                     guard.read_lock.release()
-            return self._read_exactly(n)
+            return self._read_exactly(n, deadline)
         finally:
             guard.leave()
 
-    def _read_exactly(self, n: int) -> bytes:
+    def _read_exactly(self, n: int, deadline: float | None) -> bytes:
         start = self._rpos
         available = self._rend - start
         if available >= n:
             self._rpos = start + n
             return bytes(self._rview[start : start + n])
-        deadline = self._deadline()
         result = bytearray(n)
         out = memoryview(result)
         out[:available] = self._rview[start : self._rend]
@@ -466,17 +471,18 @@ class Connection:
         guard = self._guard
         guard.enter()
         try:
+            deadline = self._deadline()  # one deadline for the turn and the I/O
             if guard.read_lock is not None:
-                guard.take(guard.read_lock, self._deadline())
+                guard.take(guard.read_lock, deadline)
                 try:
-                    return self._read_line(max_length)
+                    return self._read_line(max_length, deadline)
                 finally:
                     guard.read_lock.release()
-            return self._read_line(max_length)
+            return self._read_line(max_length, deadline)
         finally:
             guard.leave()
 
-    def _read_line(self, max_length: int) -> bytes:
+    def _read_line(self, max_length: int, deadline: float | None) -> bytes:
         view = self._rview
         if not view.nbytes:
             view = self._rview = memoryview(bytearray(READ_BUFFER_SIZE))
@@ -484,8 +490,6 @@ class Connection:
         assert isinstance(buf, bytearray)
         # ``scanned`` counts bytes after _rpos already known to hold no "\n".
         scanned = 0
-        deadline: float | None = None
-        first = True
         while True:
             start = self._rpos
             end = self._rend
@@ -502,9 +506,6 @@ class Connection:
             # Allow one extra byte: a "\r" that may be followed by "\n".
             if scanned > max_length + 1:
                 raise self._line_too_long(max_length)
-            if first:
-                deadline = self._deadline()
-                first = False
             count = self._fill(deadline)
             view = self._rview
             buf = view.obj
@@ -547,14 +548,20 @@ class Connection:
         guard = self._guard
         guard.enter()
         try:
+            if self._shut:
+                raise InetError(
+                    f"write to {self._target}: the sending side was shut down with shutdown()",
+                    ErrorCode.HANDLE_CLOSED,
+                )
+            deadline = self._deadline()  # one deadline for the turn and the I/O
             if guard.write_lock is not None:
-                guard.take(guard.write_lock, self._deadline())
+                guard.take(guard.write_lock, deadline)
                 try:
-                    self._transport.sendall(view, self._deadline())
+                    self._transport.sendall(view, deadline)
                 finally:
                     guard.write_lock.release()
             else:
-                self._transport.sendall(view, self._deadline())
+                self._transport.sendall(view, deadline)
         finally:
             guard.leave()
         return len(view)
@@ -724,6 +731,7 @@ class Connection:
             guard.take(guard.write_lock, deadline)
             try:
                 self._transport.shutdown_write(deadline)
+                self._shut = True
             finally:
                 if guard.write_lock is not None:
                     guard.write_lock.release()

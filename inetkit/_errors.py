@@ -274,6 +274,8 @@ _ERRNO_MAP: dict[int, tuple[type[InetError], ErrorCode]] = {
     _errno.EPERM: (InetError, ErrorCode.PERMISSION_DENIED),
     _errno.EAFNOSUPPORT: (InetConnectionError, ErrorCode.ADDRESS_NOT_AVAILABLE),
     _errno.EBADF: (InetError, ErrorCode.HANDLE_CLOSED),
+    # A datagram larger than the path allows is the caller's to split.
+    _errno.EMSGSIZE: (InvalidArgumentError, ErrorCode.INVALID_ARGUMENT),
 }
 
 # What to tell the user to do next, per code, appended to the message.

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ._errors import ErrorCode, InvalidArgumentError, SecurityError
+from ._errors import ErrorCode, InetError, InvalidArgumentError, SecurityError
 
 if TYPE_CHECKING:
     from ._connection import Connection
@@ -109,29 +109,44 @@ def smtp(
     saved = conn.timeout
     name = client_name or _ehlo_name(conn)
     try:
-        code, lines = _smtp_reply(dialog)
-        if code != 220:
-            raise dialog.refused(f"greeting {code} {' '.join(lines)[:120]}")
-        dialog.send(f"EHLO {name}")
-        code, lines = _smtp_reply(dialog)
-        if code != 250:
-            raise dialog.refused(f"EHLO answered {code} {' '.join(lines)[:120]}")
-        keywords = {line.split(" ", 1)[0].upper() for line in lines[1:]}
-        if "STARTTLS" not in keywords:
-            raise dialog.refused("the server does not offer STARTTLS in its EHLO reply")
-        dialog.send("STARTTLS")
-        code, lines = _smtp_reply(dialog)
-        if code != 220:
-            raise dialog.refused(f"STARTTLS answered {code} {' '.join(lines)[:120]}")
-        dialog._with_deadline()
-        conn.enable_security(credentials)
-        dialog.send(f"EHLO {name}")
-        code, lines = _smtp_reply(dialog)
-        if code != 250:
-            raise dialog.refused(f"EHLO over TLS answered {code} {' '.join(lines)[:120]}")
-        return [line.split(" ", 1)[0].upper() for line in lines[1:]]
+        return _smtp_dialog(dialog, conn, credentials, name)
+    except BaseException:
+        # Fail closed: a handle whose upgrade failed is in an unknown protocol
+        # state and must not be used in plaintext by mistake.
+        try:
+            conn.close()
+        except InetError:
+            pass  # e.g. not the owner: the original error says more
+        raise
     finally:
-        conn.timeout = saved
+        if not conn.closed:
+            conn.timeout = saved
+
+
+def _smtp_dialog(
+    dialog: _Dialog, conn: Connection, credentials: SecurityCredentials | None, name: str
+) -> list[str]:
+    code, lines = _smtp_reply(dialog)
+    if code != 220:
+        raise dialog.refused(f"greeting {code} {' '.join(lines)[:120]}")
+    dialog.send(f"EHLO {name}")
+    code, lines = _smtp_reply(dialog)
+    if code != 250:
+        raise dialog.refused(f"EHLO answered {code} {' '.join(lines)[:120]}")
+    keywords = {line.split(" ", 1)[0].upper() for line in lines[1:]}
+    if "STARTTLS" not in keywords:
+        raise dialog.refused("the server does not offer STARTTLS in its EHLO reply")
+    dialog.send("STARTTLS")
+    code, lines = _smtp_reply(dialog)
+    if code != 220:
+        raise dialog.refused(f"STARTTLS answered {code} {' '.join(lines)[:120]}")
+    dialog._with_deadline()
+    conn.enable_security(credentials)
+    dialog.send(f"EHLO {name}")
+    code, lines = _smtp_reply(dialog)
+    if code != 250:
+        raise dialog.refused(f"EHLO over TLS answered {code} {' '.join(lines)[:120]}")
+    return [line.split(" ", 1)[0].upper() for line in lines[1:]]
 
 
 #: Dialogs by name, as accepted by ``connect(starttls=...)``.

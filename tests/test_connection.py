@@ -375,3 +375,17 @@ def test_read_argument_checks(echo_server: Server, bad: int) -> None:
             conn.read_line(bad)
         with pytest.raises(TypeError):
             conn.read_exactly("3")  # type: ignore[arg-type]
+
+
+def test_write_after_shutdown_says_so(echo_server: Server) -> None:
+    with inetkit.connect("127.0.0.1", echo_server.port, timeout=5) as conn:
+        conn.shutdown()
+        with pytest.raises(inetkit.InetError, match=r"shutdown\(\)") as info:
+            conn.write(b"late")
+        assert info.value.code is ErrorCode.HANDLE_CLOSED
+
+
+def test_oversized_datagram_is_the_callers_to_split(udp_echo: tuple[str, int]) -> None:
+    with inetkit.connect(*udp_echo, Protocol.UDP, timeout=5) as conn:
+        with pytest.raises(inetkit.InvalidArgumentError):
+            conn.write(b"\0" * 70000)
