@@ -31,9 +31,9 @@ import math
 import socket
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, final
+from typing import TYPE_CHECKING, Any, TypeVar, final
 
 from ._errors import (
     ConnectionClosedError,
@@ -66,6 +66,8 @@ DEFAULT_MAX_BYTES = 65536
 MAX_DATAGRAM = 65527
 
 _monotonic = time.monotonic
+_A = TypeVar("_A")
+_R = TypeVar("_R")
 _FREETHREAD = int(Option.FREETHREAD)
 #: Stands in for the receive buffer until a buffered read needs one.
 _NO_BUFFER = memoryview(b"")
@@ -332,6 +334,23 @@ class Connection:
 
     # -- reading -------------------------------------------------------
 
+    def _reading(self, step: Callable[[_A, float | None], _R], arg: _A) -> _R:
+        """Run one read operation: owner check or reader turn, one deadline, busy count."""
+        guard = self._guard
+        guard.enter()
+        try:
+            deadline = self._deadline()  # one deadline for the turn and the I/O
+            lock = guard.read_lock
+            if lock is not None:
+                guard.take(lock, deadline)
+                try:
+                    return step(arg, deadline)
+                finally:
+                    lock.release()
+            return step(arg, deadline)
+        finally:
+            guard.leave()
+
     def read(self, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
         """Read up to ``max_bytes`` (at least 1); ``b""`` once the peer has closed.
 
@@ -342,19 +361,7 @@ class Connection:
             raise TypeError(f"max_bytes must be an int, not {type(max_bytes).__name__}")
         if max_bytes < 1:
             raise InvalidArgumentError(f"max_bytes must be at least 1, got {max_bytes}")
-        guard = self._guard
-        guard.enter()
-        try:
-            deadline = self._deadline()  # one deadline for the turn and the I/O
-            if guard.read_lock is not None:
-                guard.take(guard.read_lock, deadline)
-                try:
-                    return self._read(max_bytes, deadline)
-                finally:
-                    guard.read_lock.release()
-            return self._read(max_bytes, deadline)
-        finally:
-            guard.leave()
+        return self._reading(self._read, max_bytes)
 
     def _read(self, max_bytes: int, deadline: float | None) -> bytes:
         available = self._rend - self._rpos
@@ -378,19 +385,7 @@ class Connection:
             view = view.cast("B")
         if not view.nbytes:
             return 0
-        guard = self._guard
-        guard.enter()
-        try:
-            deadline = self._deadline()  # one deadline for the turn and the I/O
-            if guard.read_lock is not None:
-                guard.take(guard.read_lock, deadline)
-                try:
-                    return self._read_into(view, deadline)
-                finally:
-                    guard.read_lock.release()
-            return self._read_into(view, deadline)
-        finally:
-            guard.leave()
+        return self._reading(self._read_into, view)
 
     def _read_into(self, view: memoryview, deadline: float | None) -> int:
         available = self._rend - self._rpos
@@ -412,19 +407,7 @@ class Connection:
         if n < 0:
             raise InvalidArgumentError(f"n must be >= 0, got {n}")
         self._stream_only("read_exactly")
-        guard = self._guard
-        guard.enter()
-        try:
-            deadline = self._deadline()  # one deadline for the turn and the I/O
-            if guard.read_lock is not None:
-                guard.take(guard.read_lock, deadline)
-                try:
-                    return self._read_exactly(n, deadline)
-                finally:
-                    guard.read_lock.release()
-            return self._read_exactly(n, deadline)
-        finally:
-            guard.leave()
+        return self._reading(self._read_exactly, n)
 
     def _read_exactly(self, n: int, deadline: float | None) -> bytes:
         start = self._rpos
@@ -468,19 +451,7 @@ class Connection:
         if max_length < 1:
             raise InvalidArgumentError(f"max_length must be at least 1, got {max_length}")
         self._stream_only("read_line")
-        guard = self._guard
-        guard.enter()
-        try:
-            deadline = self._deadline()  # one deadline for the turn and the I/O
-            if guard.read_lock is not None:
-                guard.take(guard.read_lock, deadline)
-                try:
-                    return self._read_line(max_length, deadline)
-                finally:
-                    guard.read_lock.release()
-            return self._read_line(max_length, deadline)
-        finally:
-            guard.leave()
+        return self._reading(self._read_line, max_length)
 
     def _read_line(self, max_length: int, deadline: float | None) -> bytes:
         view = self._rview

@@ -131,8 +131,7 @@ class PlainTransport:
                         ErrorCode.INVALID_ARGUMENT,
                         bytes_sent=sent,
                     )
-                # A partial send means the kernel buffer is full: wait for
-                # room rather than try again (and fail) at once.
+                continue  # try again at once, as socket.sendall does
             try:
                 ready = self.write_waiter.wait(deadline)
             except InetError as exc:
