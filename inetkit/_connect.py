@@ -210,11 +210,18 @@ def connect(
     bits = int(opts)
     if bits or starttls is not None or local is not None:
         _check_combinations(bits, proto, local, starttls, name, port_number)
-    if bits & _SECURE or starttls is not None:
+    context = None
+    if bits & _SECURE:
         # Credentials are loaded and checked before any network I/O.
         from ._tls_io import prepare_tls
 
-        prepare_tls(credentials, opts)
+        context = prepare_tls(credentials, opts, f"{name} port {port_number}")
+    elif starttls is not None:
+        from ._tls import get_context
+
+        # Bad credentials fail before the dialog starts; the upgrade logs any
+        # weakening option when it uses the context.
+        get_context(credentials, opts, warn=False)
 
     deadline = None if seconds is None else started + seconds
     trace = ConnectTrace(host=name, port=port_number)
@@ -244,7 +251,7 @@ def connect(
                 run_dialog(starttls, conn, deadline)
                 trace.starttls = time.monotonic() - dialog_started - (trace.tls_handshake or 0.0)
             elif bits & _SECURE:
-                conn._start_security(credentials, None, deadline)
+                conn._start_security(credentials, None, deadline, context)
         except BaseException as exc:
             conn._close(check_owner=False)
             if isinstance(exc, InetError):

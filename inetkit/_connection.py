@@ -50,8 +50,11 @@ from ._trace import ConnectTrace
 from ._transport import PlainTransport, Transport
 
 if TYPE_CHECKING:
+    import ssl
+
     from ._credentials import SecurityCredentials
     from ._tls import SecurityInfo
+    from ._tls_io import Negotiated
 
 __all__ = ["Connection", "check_timeout"]
 
@@ -107,6 +110,7 @@ class Connection:
         "_guard",
         "_host",
         "_local",
+        "_negotiated",
         "_options",
         "_plain",
         "_port",
@@ -128,6 +132,7 @@ class Connection:
     _transport: Transport
     _plain: PlainTransport
     _security: SecurityInfo | None
+    _negotiated: Negotiated | None
     _local: tuple[str, int] | None
     _remote: tuple[str, int]
     _host: str
@@ -187,6 +192,7 @@ class Connection:
         self._rpos = 0
         self._rend = 0
         self._security = None
+        self._negotiated = None
         self._credentials = None
         self._session_cache = True
         self._shut = False
@@ -241,12 +247,17 @@ class Connection:
 
     @property
     def is_secure(self) -> bool:
-        return self._security is not None
+        return self._negotiated is not None
 
     @property
     def security_info(self) -> SecurityInfo | None:
         """TLS details once security is enabled, else None."""
-        return self._security
+        security = self._security
+        if security is None and self._negotiated is not None:
+            # Built on first use: parsing the certificate costs more than most
+            # handles ever need (see _tls_io.Negotiated).
+            security = self._security = self._negotiated.info()
+        return security
 
     @property
     def closed(self) -> bool:
@@ -278,7 +289,7 @@ class Connection:
             except InetError:
                 pass
         remote = f"{self._remote[0]}:{self._remote[1]}"
-        security = f" {self._security.protocol}" if self._security is not None else ""
+        security = f" {self._negotiated.protocol}" if self._negotiated is not None else ""
         owner = "free-threaded" if self._guard.owner is None else f"owner={self._guard.owner}"
         return (
             f"<inetkit.Connection {proto}{security} {self._host}:{self._port} "
@@ -636,7 +647,7 @@ class Connection:
         server_name: str | None,
         deadline: float | None,
     ) -> None:
-        if self._security is not None:
+        if self._negotiated is not None:
             raise SecurityError(
                 f"enable_security on {self._target}: the connection is already secure",
                 ErrorCode.ALREADY_SECURE,
@@ -663,13 +674,14 @@ class Connection:
         credentials: SecurityCredentials | None,
         server_name: str | None,
         deadline: float | None,
+        context: ssl.SSLContext | None = None,
     ) -> None:
         """The one wrap-and-verify path, for implicit TLS and `enable_security`."""
         from ._tls_io import start_tls  # TLS is loaded only when used
 
         started = _monotonic()
         try:
-            self._transport, self._security = start_tls(
+            self._transport, self._negotiated = start_tls(
                 self._plain,
                 host=self._host,
                 port=self._port,
@@ -678,6 +690,7 @@ class Connection:
                 server_name=server_name,
                 deadline=deadline,
                 session_cache=self._session_cache,
+                context=context,
             )
         finally:
             self._trace.tls_handshake = _monotonic() - started

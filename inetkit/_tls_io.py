@@ -41,18 +41,27 @@ import select
 import ssl
 import threading
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from ._errors import ErrorCode, InetError, InetTimeoutError, SecurityError
 from ._hostname import check_host, sni_name
 from ._options import Option
-from ._tls import SESSION_CACHE, SecurityInfo, check_pins, get_context, map_ssl_error, session_key
+from ._tls import (
+    SESSION_CACHE,
+    CertificateInfo,
+    SecurityInfo,
+    check_pins,
+    get_context,
+    map_ssl_error,
+    session_key,
+)
 
 if TYPE_CHECKING:
     from ._credentials import SecurityCredentials
     from ._transport import PlainTransport
 
-__all__ = ["TLSTransport", "prepare_tls", "start_tls"]
+__all__ = ["Negotiated", "TLSTransport", "prepare_tls", "start_tls"]
 
 logger = logging.getLogger("inetkit")
 
@@ -66,9 +75,13 @@ TICKET_WAIT_MIN = 0.002
 TICKET_WAIT_MAX = 0.05
 
 
-def prepare_tls(credentials: SecurityCredentials | None, options: Option) -> ssl.SSLContext:
-    """Load and check credentials and build (or fetch) the context, before any I/O."""
-    return get_context(credentials, options, warn=False)
+def prepare_tls(credentials: SecurityCredentials | None, options: Option, target: str) -> ssl.SSLContext:
+    """Load and check credentials and build (or fetch) the context, before any I/O.
+
+    Weakening options (`Option.TRUSTEDSITE`, `Option.SECURE_FALLBACK`) are
+    logged here, naming ``target``; pass the result to `start_tls`.
+    """
+    return get_context(credentials, options, target=target)
 
 
 class TLSTransport:
@@ -425,6 +438,33 @@ class TLSTransport:
         SESSION_CACHE.put(self._session_key, session)
 
 
+@dataclass(frozen=True, slots=True)
+class Negotiated:
+    """What the handshake settled, kept raw: `SecurityInfo` is built on first use.
+
+    Parsing the peer certificate with ``cryptography`` costs tens of
+    microseconds, a few per cent of a loopback handshake; most handles never
+    look at it.
+    """
+
+    protocol: str
+    cipher: str
+    cipher_bits: int
+    alpn_protocol: str | None
+    session_reused: bool
+    peer_der: bytes | None
+
+    def info(self) -> SecurityInfo:
+        return SecurityInfo(
+            protocol=self.protocol,
+            cipher=self.cipher,
+            cipher_bits=self.cipher_bits,
+            alpn_protocol=self.alpn_protocol,
+            session_reused=self.session_reused,
+            peer_certificate=CertificateInfo.from_der(self.peer_der) if self.peer_der else None,
+        )
+
+
 def start_tls(
     raw: PlainTransport,
     *,
@@ -435,14 +475,17 @@ def start_tls(
     server_name: str | None,
     deadline: float | None,
     session_cache: bool = True,
-) -> tuple[TLSTransport, SecurityInfo]:
+    context: ssl.SSLContext | None = None,
+) -> tuple[TLSTransport, Negotiated]:
     """Wrap and verify: the TLS handshake for implicit TLS and `enable_security` alike.
 
     SNI and verification use the normalized name without its trailing dot
     (an IP literal gets no SNI and is checked against IP SANs). Returns the
-    new transport and the `SecurityInfo`.
+    new transport and what was negotiated. ``context`` is the one
+    `prepare_tls` returned for this connect, when there was one.
     """
-    context = get_context(credentials, options, target=raw.target)
+    if context is None:
+        context = get_context(credentials, options, target=raw.target)
     wanted = host if server_name is None else check_host(server_name)
     # An IP literal has no SNI name; ssl then checks it against IP SANs.
     name = sni_name(wanted)
@@ -456,11 +499,18 @@ def start_tls(
     transport = TLSTransport(raw, obj, incoming, outgoing, session_key=key)
     started = time.monotonic()
     transport.handshake(deadline, credentials_given=bool(credentials and credentials.cert_store))
-    info = SecurityInfo.from_sslobject(obj)
+    cipher = obj.cipher()
+    info = Negotiated(
+        protocol=obj.version() or "",
+        cipher=cipher[0] if cipher else "",
+        cipher_bits=int(cipher[2] or 0) if cipher else 0,
+        alpn_protocol=obj.selected_alpn_protocol(),
+        session_reused=bool(obj.session_reused),
+        peer_der=obj.getpeercert(binary_form=True),
+    )
     pins = credentials.pinned_public_keys if credentials is not None else None
     if pins:
-        der = obj.getpeercert(binary_form=True)
-        check_pins(der or b"", tuple(pins), target=transport.target)
+        check_pins(info.peer_der or b"", tuple(pins), target=transport.target)
     if key is not None and obj.version() != "TLSv1.3":
         # TLS 1.2 sessions are complete at the end of the handshake.
         transport._save_session(transport._session())
