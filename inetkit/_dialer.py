@@ -437,6 +437,33 @@ def _open(
     raise OSError(code, os.strerror(code))
 
 
+def _start(
+    race: _Race,
+    index: int,
+    address: Address,
+    kind: int,
+    prepare: Prepare | None,
+    host: str,
+    port: int,
+    clock: Clock,
+) -> tuple[socket.socket, bool] | None:
+    """Open attempt ``index``: (socket, connected already), or None when it failed at once.
+
+    A failure is recorded in ``race``; a refused configuration (`_Fatal`)
+    ends the whole dial.
+    """
+    family, sockaddr = address
+    proto = socket.IPPROTO_TCP if kind == socket.SOCK_STREAM else socket.IPPROTO_UDP
+    try:
+        return _open(family, sockaddr, kind, proto, prepare)
+    except _Fatal as fatal:
+        race.failed(index, clock.now(), fatal.error)
+        _raise(fatal.error, fatal.__cause__)
+    except OSError as exc:
+        race.failed(index, clock.now(), _connect_failed(exc, host, port, str(sockaddr[0])))
+        return None
+
+
 def _poll_ms(wait: float | None) -> int | None:
     if wait is None:
         return None
@@ -617,16 +644,11 @@ def _dial_race(
             now = clock.now()
             index = race.start_due(now)
             while index is not None:
-                family, sockaddr = addresses[index]
-                try:
-                    sock, connected = _open(family, sockaddr, socket.SOCK_STREAM, socket.IPPROTO_TCP, prepare)
-                except _Fatal as fatal:
-                    race.failed(index, clock.now(), fatal.error)
-                    _raise(fatal.error, fatal.__cause__)
-                except OSError as exc:
+                opened = _start(race, index, addresses[index], socket.SOCK_STREAM, prepare, host, port, clock)
+                if opened is None:
                     now = clock.now()
-                    race.failed(index, now, _connect_failed(exc, host, port, str(sockaddr[0])))
                 else:
+                    sock, connected = opened
                     if connected:
                         race.connected(index, clock.now())
                         return sock
@@ -693,18 +715,12 @@ def _dial_datagram(
     )
     index = race.start_due(now)
     while index is not None:
-        family, sockaddr = addresses[index]
-        try:
-            sock, _ = _open(family, sockaddr, socket.SOCK_DGRAM, socket.IPPROTO_UDP, prepare)
-        except _Fatal as fatal:
-            race.failed(index, clock.now(), fatal.error)
-            _raise(fatal.error, fatal.__cause__)
-        except OSError as exc:
+        opened = _start(race, index, addresses[index], socket.SOCK_DGRAM, prepare, host, port, clock)
+        if opened is None:
             now = clock.now()
-            race.failed(index, now, _connect_failed(exc, host, port, str(sockaddr[0])))
         else:
             race.connected(index, clock.now())
-            return sock
+            return opened[0]
         index = race.start_due(now)
     if not race.all_failed:  # the deadline ran out before every address was tried
         race.expire(now)
