@@ -251,10 +251,12 @@ def test_write_timeout_reports_bytes_sent(make_server: Callable[..., Server]) ->
 
 def test_write_to_reset_peer_raises_reset(make_server: Callable[..., Server]) -> None:
     def reset(sock: socket.socket) -> None:
+        sock.recv(1)  # reset only once the connection is surely up on both ends
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
 
     server = make_server(reset)
     with inetkit.connect("127.0.0.1", server.port, timeout=5) as conn:
+        conn.write(b"!")
         time.sleep(0.1)
         with pytest.raises(inetkit.InetConnectionError) as info:
             for _ in range(50):
