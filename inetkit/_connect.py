@@ -244,6 +244,7 @@ def connect(
         try:
             conn._credentials = credentials
             conn._session_cache = session_cache
+            conn._guard.private = True  # nobody else has the handle yet
             if starttls is not None:
                 from .starttls import run_dialog
 
@@ -262,6 +263,7 @@ def connect(
         if exc.trace is None:
             exc.trace = trace
         raise
+    conn._guard.private = False
     trace.total = time.monotonic() - started
     return conn
 

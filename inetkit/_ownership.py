@@ -68,6 +68,7 @@ class Guard:
         "describe",
         "free",
         "owner",
+        "private",
         "read_lock",
         "wake_fd",
         "write_lock",
@@ -82,6 +83,8 @@ class Guard:
         self.cancel_pending = False
         self.wake_fd = -1
         self.describe = describe
+        # True while connect still holds the handle (see Waiter.wait).
+        self.private = False
         self._lock = threading.Lock()
         # Made only when a close has to wait for blocked calls (rare; a
         # Condition costs microseconds that every connect would pay).
@@ -234,13 +237,14 @@ class Waiter:
     reader and one writer blocked at a time.
     """
 
-    __slots__ = ("_events", "_guard", "_poll", "_sock_fd", "_wake_fd", "action")
+    __slots__ = ("_events", "_guard", "_poll", "_private_poll", "_sock_fd", "_wake_fd", "action")
 
     def __init__(self, guard: Guard, sock: socket.socket, *, write: bool) -> None:
         self._guard = guard
         self._sock_fd = sock.fileno()
         self._events = _POLLOUT if write else _POLLIN
         self._poll: select.poll | None = None
+        self._private_poll: select.poll | None = None
         self._wake_fd = -1
         self.action = "write to" if write else "read from"
 
@@ -254,11 +258,22 @@ class Waiter:
         or a cross-thread `close`.
         """
         guard = self._guard
-        if self._poll is None:
-            self._wake_fd = guard.wake_descriptor()
-            self._poll = select.poll()
-            self._poll.register(self._sock_fd, self._events)
-            self._poll.register(self._wake_fd, _POLL_WAKE)
+        if guard.private:
+            # Inside connect (TLS handshake, STARTTLS dialog) no other thread
+            # has the handle yet, so nothing can cancel or close it: skip the
+            # wake-up descriptor, whose creation and closing would cost every
+            # TLS connect two system calls.
+            poll = self._private_poll
+            if poll is None:
+                poll = self._private_poll = select.poll()
+                poll.register(self._sock_fd, self._events)
+        else:
+            poll = self._poll
+            if poll is None:
+                self._wake_fd = guard.wake_descriptor()
+                poll = self._poll = select.poll()
+                poll.register(self._sock_fd, self._events)
+                poll.register(self._wake_fd, _POLL_WAKE)
         guard.check_interrupt()
         while True:
             if deadline is None:
@@ -267,7 +282,7 @@ class Waiter:
                 # Round up: poll() with a truncated timeout would wake early and spin.
                 timeout_ms = max(0, math.ceil((deadline - time.monotonic()) * 1000))
             try:
-                events = self._poll.poll(timeout_ms)
+                events = poll.poll(timeout_ms)
             except InterruptedError:  # pragma: no cover - PEP 475 retries for us
                 continue
             if not events:
