@@ -45,7 +45,7 @@ from ._errors import (
     translate_os_error,
 )
 from ._options import Option, Protocol
-from ._ownership import Guard
+from ._ownership import Guard, Waiter
 from ._trace import ConnectTrace
 from ._transport import PlainTransport, Transport
 
@@ -67,6 +67,10 @@ READ_BUFFER_SIZE = 65536
 DEFAULT_MAX_BYTES = 65536
 #: Largest UDP payload over IPv4/IPv6 (65535 minus the 8-byte UDP header).
 MAX_DATAGRAM = 65527
+
+#: Readable-but-nothing-to-read rounds (TLS housekeeping records) that
+#: `is_readable` sits through before it answers False.
+MAX_READY_PASSES = 1000
 
 _monotonic = time.monotonic
 _A = TypeVar("_A")
@@ -585,12 +589,22 @@ class Connection:
                 except InetTimeoutError:
                     return False  # another thread holds this direction for the whole wait
                 try:
-                    return waiter.wait(deadline)
+                    return self._wait_ready(waiter, deadline, write)
                 finally:
                     lock.release()
-            return waiter.wait(deadline)
+            return self._wait_ready(waiter, deadline, write)
         finally:
             guard.leave()
+
+    def _wait_ready(self, waiter: Waiter, deadline: float | None, write: bool) -> bool:
+        transport = self._transport
+        # Bounded: each pass either waits until the deadline or takes bytes.
+        for _ in range(MAX_READY_PASSES):
+            if not waiter.wait(deadline):
+                return False
+            if write or transport.ready_to_read():
+                return True
+        return False
 
     # -- threads -------------------------------------------------------
 

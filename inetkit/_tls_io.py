@@ -88,6 +88,7 @@ class TLSTransport:
     """A `Transport` that speaks TLS over a `PlainTransport`."""
 
     __slots__ = (
+        "_ended",
         "_engine",
         "_outq",
         "_rbuf",
@@ -123,6 +124,7 @@ class TLSTransport:
         self._outq = bytearray()  # encrypted bytes taken from the BIO, not yet sent
         self._rbuf = memoryview(bytearray(RECV_CHUNK))
         self._stash = b""  # plaintext decrypted while checking for alerts
+        self._ended = False  # the peer's close_notify (or a bare EOF) was seen
         self._session_key = session_key
         self.cache_sessions = session_key is not None
         self.broken: InetError | None = None
@@ -323,7 +325,10 @@ class TLSTransport:
             for _ in range(64):  # bounded: each pass consumes at least one record
                 try:
                     data = self.obj.read(RECV_CHUNK)
-                except (ssl.SSLWantReadError, ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                except ssl.SSLWantReadError:
+                    break
+                except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                    self._ended = True
                     break
                 except ssl.SSLError as exc:
                     self._stash += b"".join(chunks)
@@ -358,6 +363,19 @@ class TLSTransport:
     def pending(self) -> int:
         with self._engine:
             return len(self._stash) + self.obj.pending()
+
+    def ready_to_read(self) -> bool:
+        """Called once the socket polled readable: is there something for `read`?
+
+        Readable bytes may be only TLS housekeeping (session tickets, key
+        updates), after which a read would block. Take them without waiting;
+        application data found is kept for the next read.
+        """
+        try:
+            self._check_alerts()
+        except InetError:
+            return True  # the next read reports it
+        return bool(self._ended or self.pending())
 
     def shutdown_write(self, deadline: float | None) -> None:
         self._close_notify()

@@ -327,3 +327,17 @@ def test_stress_stream_is_reproducible() -> None:
     first = b"".join(_stream(5, 100_000))
     assert first == b"".join(_stream(5, 100_000))
     assert len(first) == 100_000
+
+
+def test_is_readable_ignores_tls_housekeeping(
+    tls_server: Callable[..., Server], creds: SecurityCredentials
+) -> None:
+    """Session tickets make the socket readable, but there is nothing to read."""
+    server = tls_server()
+    with inetkit.connect("localhost", server.port, options=Option.SECURE, credentials=creds, timeout=5) as conn:
+        time.sleep(0.2)  # the TLS 1.3 tickets arrive
+        assert conn.is_readable() is False
+        assert conn.is_readable(0.1) is False
+        conn.write(b"x")
+        assert conn.is_readable(2) is True
+        assert conn.read() == b"x"
