@@ -334,7 +334,9 @@ def test_is_readable_ignores_tls_housekeeping(
 ) -> None:
     """Session tickets make the socket readable, but there is nothing to read."""
     server = tls_server()
-    with inetkit.connect("localhost", server.port, options=Option.SECURE, credentials=creds, timeout=5) as conn:
+    with inetkit.connect(
+        "localhost", server.port, options=Option.SECURE, credentials=creds, timeout=5
+    ) as conn:
         time.sleep(0.2)  # the TLS 1.3 tickets arrive
         assert conn.is_readable() is False
         assert conn.is_readable(0.1) is False
