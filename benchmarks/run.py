@@ -272,58 +272,71 @@ def _send_header(mode: bytes, size: int) -> bytes:
 
 
 def _measure_bulk(
-    std_sock: socket.socket, conn: inetkit.Connection, rounds: int, size: int
+    open_std: Callable[[], socket.socket],
+    open_ours: Callable[[], inetkit.Connection],
+    rounds: int,
+    size: int,
 ) -> tuple[float, float, float, float]:
-    """Send and receive ``size`` bytes over both connections; return the four medians in MB/s."""
+    """Send and receive ``size`` bytes each round; return the four medians in MB/s.
+
+    Every round uses fresh connections (set up outside the timed part): one
+    connection's TCP state (window, buffer autotuning) must not bias a whole
+    side of the comparison.
+    """
     block = bytes(CHUNK)
     buf = bytearray(CHUNK)
 
     def std_send() -> float:
-        start = time.perf_counter()
-        std_sock.sendall(_send_header(b"s", size))
-        for _ in range(size // CHUNK):
-            std_sock.sendall(block)
-        assert std_sock.recv(1) == b"k"
-        return size / (time.perf_counter() - start) / 1e6
+        with open_std() as sock:
+            start = time.perf_counter()
+            sock.sendall(_send_header(b"s", size))
+            for _ in range(size // CHUNK):
+                sock.sendall(block)
+            assert sock.recv(1) == b"k"
+            return size / (time.perf_counter() - start) / 1e6
 
     def our_send() -> float:
-        start = time.perf_counter()
-        conn.write(_send_header(b"s", size))
-        for _ in range(size // CHUNK):
-            conn.write(block)
-        assert conn.read(1) == b"k"
-        return size / (time.perf_counter() - start) / 1e6
+        with open_ours() as conn:
+            start = time.perf_counter()
+            conn.write(_send_header(b"s", size))
+            for _ in range(size // CHUNK):
+                conn.write(block)
+            assert conn.read(1) == b"k"
+            return size / (time.perf_counter() - start) / 1e6
 
     def std_recv() -> float:
-        start = time.perf_counter()
-        std_sock.sendall(_send_header(b"r", size))
-        left = size
-        while left:
-            left -= std_sock.recv_into(buf)
-        return size / (time.perf_counter() - start) / 1e6
+        with open_std() as sock:
+            start = time.perf_counter()
+            sock.sendall(_send_header(b"r", size))
+            left = size
+            while left:
+                left -= sock.recv_into(buf)
+            return size / (time.perf_counter() - start) / 1e6
 
     def our_recv() -> float:
-        start = time.perf_counter()
-        conn.write(_send_header(b"r", size))
-        left = size
-        while left:
-            left -= conn.read_into(buf)
-        return size / (time.perf_counter() - start) / 1e6
+        with open_ours() as conn:
+            start = time.perf_counter()
+            conn.write(_send_header(b"r", size))
+            left = size
+            while left:
+                left -= conn.read_into(buf)
+            return size / (time.perf_counter() - start) / 1e6
 
-    try:
-        s_std, s_ink = alternate(rounds, std_send, our_send)
-        r_std, r_ink = alternate(rounds, std_recv, our_recv)
-    finally:
-        std_sock.close()
-        conn.close()
+    s_std, s_ink = alternate(rounds, std_send, our_send)
+    r_std, r_ink = alternate(rounds, std_recv, our_recv)
     return s_std, s_ink, r_std, r_ink
 
 
 def bench_bulk(port: int, rounds: int, size: int) -> list[Result]:
-    std_sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-    std_sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    conn = inetkit.connect("127.0.0.1", port, timeout=30, options=Option.NODELAY)
-    s_std, s_ink, r_std, r_ink = _measure_bulk(std_sock, conn, rounds, size)
+    def open_std() -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def open_ours() -> inetkit.Connection:
+        return inetkit.connect("127.0.0.1", port, timeout=30, options=Option.NODELAY)
+
+    s_std, s_ink, r_std, r_ink = _measure_bulk(open_std, open_ours, rounds, size)
     return [
         Result("bulk send (write vs sendall)", "MB/s", s_std, s_ink, s_ink / s_std, ">= 0.95"),
         Result("bulk receive (read_into vs recv_into)", "MB/s", r_std, r_ink, r_ink / r_std, ">= 0.95"),
@@ -358,17 +371,23 @@ def bench_tls_connect(port: int, rounds: int, count: int, ca_pem: bytes, host: s
 
 def bench_tls_bulk(port: int, rounds: int, size: int, ca_pem: bytes) -> list[Result]:
     context = ssl.create_default_context(cadata=ca_pem.decode())
-    raw = socket.create_connection(("127.0.0.1", port), timeout=30)
-    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    std_sock = context.wrap_socket(raw, server_hostname="127.0.0.1")
-    conn = inetkit.connect(
-        "127.0.0.1",
-        port,
-        options=Option.SECURE | Option.FREETHREAD | Option.NODELAY,
-        credentials=SecurityCredentials(ca_data=ca_pem),
-        timeout=30,
-    )
-    s_std, s_ink, r_std, r_ink = _measure_bulk(std_sock, conn, rounds, size)
+    creds = SecurityCredentials(ca_data=ca_pem)
+
+    def open_std() -> socket.socket:
+        raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return context.wrap_socket(raw, server_hostname="127.0.0.1")
+
+    def open_ours() -> inetkit.Connection:
+        return inetkit.connect(
+            "127.0.0.1",
+            port,
+            options=Option.SECURE | Option.FREETHREAD | Option.NODELAY,
+            credentials=creds,
+            timeout=30,
+        )
+
+    s_std, s_ink, r_std, r_ink = _measure_bulk(open_std, open_ours, rounds, size)
     return [
         Result("tls bulk send (free-threaded handle)", "MB/s", s_std, s_ink, s_ink / s_std, ">= 0.95"),
         Result("tls bulk receive (free-threaded)", "MB/s", r_std, r_ink, r_ink / r_std, ">= 0.95"),
