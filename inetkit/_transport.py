@@ -132,7 +132,8 @@ class PlainTransport:
                         ErrorCode.INVALID_ARGUMENT,
                         bytes_sent=sent,
                     )
-                continue  # try again at once, as socket.sendall does
+                # A partial send means the kernel buffer is full: wait for
+                # room instead of failing the next send (an exception per turn).
             try:
                 ready = self.write_waiter.wait(deadline)
             except InetError as exc:
