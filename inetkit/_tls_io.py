@@ -65,11 +65,14 @@ __all__ = ["Negotiated", "TLSTransport", "prepare_tls", "start_tls"]
 
 logger = logging.getLogger("inetkit")
 
-#: Bytes taken from the socket per receive: a few full TLS records (16 KiB +
-#: overhead each) so bulk reads need few system calls.
-RECV_CHUNK = 65536 * 2
+#: Bytes taken from the socket per receive: four full TLS records, so bulk
+#: reads need few system calls. Kept below glibc's 128 KiB mmap threshold:
+#: a larger buffer is mapped and unmapped (and page-faulted in) per handle.
+RECV_CHUNK = 65536
+#: Largest TLS record payload; the most one SSLObject.read returns.
+MAX_RECORD = 16384
 #: Bounds of the wait for a TLS 1.3 session ticket at close (see
-#: `TLSTransport._take_tickets`): at least 2 ms (loopback round trips are
+#: `TLSTransport._keep_tls13_session`): at least 2 ms (loopback round trips are
 #: shorter than a timer tick), at most 50 ms (close must stay fast).
 TICKET_WAIT_MIN = 0.002
 TICKET_WAIT_MAX = 0.05
@@ -324,7 +327,7 @@ class TLSTransport:
         with self._engine:
             for _ in range(64):  # bounded: each pass consumes at least one record
                 try:
-                    data = self.obj.read(RECV_CHUNK)
+                    data = self.obj.read(MAX_RECORD)
                 except ssl.SSLWantReadError:
                     break
                 except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
