@@ -769,8 +769,14 @@ class Connection:
         guard = getattr(self, "_guard", None)
         if guard is None or guard.closed:
             return
-        warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=2, source=self)
+        try:
+            message = f"unclosed {self!r}"
+        except Exception:  # pragma: no cover - repr during interpreter shutdown
+            message = "unclosed inetkit.Connection"
+        # Close first: with warnings turned into errors the warning raises,
+        # and the socket must not stay open because of it.
         try:
             self._close(check_owner=False)
         except Exception:  # pragma: no cover - finalizers must not raise
             logger.debug("error closing a collected connection", exc_info=True)
+        warnings.warn(message, ResourceWarning, stacklevel=2, source=self)
