@@ -410,12 +410,29 @@ def _require_str(host: object) -> str:
     return host
 
 
+#: Recently normalized hosts (input -> result). Normalization is a pure
+#: function of the text, and applications connect to few distinct hosts
+#: over and over; the cache saves the checks on every connect.
+_NORMALIZED: dict[str, str] = {}
+#: Entries kept at most; the cache is emptied when it fills.
+NORMALIZED_CACHE_SIZE = 512
+
+
 def check_host(host: object) -> str:
     """Validate a ``host`` argument of any type and return it normalized.
 
     A non-`str` (``None``, ``bytes``, a number ...) raises `TypeError`;
     everything else is as for `normalize_host_name`.
     """
+    if type(host) is str:
+        name = _NORMALIZED.get(host)
+        if name is not None:
+            return name
+        name = normalize_host_name(host)
+        if len(_NORMALIZED) >= NORMALIZED_CACHE_SIZE:
+            _NORMALIZED.clear()
+        _NORMALIZED[host] = name
+        return name
     return normalize_host_name(_require_str(host))
 
 

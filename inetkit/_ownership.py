@@ -183,6 +183,8 @@ class Guard:
             if check_owner and self.owner is not None and self.owner != _get_ident():
                 raise self._not_owner()
             self.closing = True
+            if not self.busy:
+                return True
             if self.busy:
                 self._signal()
                 self._closer = threading.Condition(self._lock)
