@@ -8,8 +8,13 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from certs import PKI
+    from tls_servers import Servers
 
 #: Set by .ci/run: a test that needs a missing program fails instead of skipping.
 REQUIRE_ENV = "INETKIT_REQUIRE_PROGRAMS"
@@ -158,3 +163,35 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(family) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+# -- TLS test infrastructure shared by the TLS test modules -------------------
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
+    """The test PKI (CAs, server and client certificates), made once per run."""
+    from certs import get_pki
+
+    return get_pki(tmp_path_factory)
+
+
+@pytest.fixture
+def servers() -> Iterator[Servers]:
+    """TLS servers a test starts; all are stopped when it ends."""
+    from tls_servers import Servers
+
+    with Servers() as running:
+        yield running
+
+
+@pytest.fixture
+def fresh_tls_caches() -> Iterator[None]:
+    """The test starts and ends with empty TLS context and session caches."""
+    from inetkit._tls import SESSION_CACHE, clear_context_cache
+
+    clear_context_cache()
+    SESSION_CACHE.clear()
+    yield
+    clear_context_cache()
+    SESSION_CACHE.clear()

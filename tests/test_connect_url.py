@@ -6,17 +6,12 @@ import logging
 from collections.abc import Callable
 
 import pytest
-from certs import PKI, get_pki
+from certs import PKI
 from conftest import Server, free_port
 from test_tls_engine import tls_echo
 
 import inetkit
 from inetkit import ErrorCode, Option, SecurityCredentials
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
-    return get_pki(tmp_path_factory)
 
 
 def test_plain_scheme_with_port(echo_server: Server) -> None:

@@ -31,11 +31,6 @@ PLAINTEXT_KEY_MARKERS = (
 )
 
 
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> certs.PKI:
-    return certs.get_pki(tmp_path_factory)
-
-
 @pytest.fixture(autouse=True)
 def _fresh_contexts() -> Iterator[None]:
     clear_context_cache()

@@ -30,7 +30,6 @@ from inetkit import (
     SecurityCredentials,
     SecurityError,
 )
-from inetkit._tls import SESSION_CACHE, clear_context_cache
 
 #: Connect timeout: the whole dialog and handshake on loopback take milliseconds.
 TIMEOUT = 5.0
@@ -54,6 +53,8 @@ MESSAGE = (
     b"\r\n"
     b"This message travelled after STARTTLS.\r\n"
 )
+
+pytestmark = pytest.mark.usefixtures("fresh_tls_caches")
 
 
 @dataclass
@@ -85,20 +86,6 @@ class Recorder:
 class SMTPServer:
     port: int
     recorder: Recorder
-
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> certs.PKI:
-    return certs.get_pki(tmp_path_factory)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_caches() -> Iterator[None]:
-    clear_context_cache()
-    SESSION_CACHE.clear()
-    yield
-    clear_context_cache()
-    SESSION_CACHE.clear()
 
 
 @pytest.fixture
@@ -134,12 +121,6 @@ def smtp_server() -> Iterator[Callable[..., SMTPServer]]:
     yield start
     for controller in started:
         controller.stop()
-
-
-@pytest.fixture
-def servers() -> Iterator[Servers]:
-    with Servers() as running:
-        yield running
 
 
 def trust(pki: certs.PKI) -> SecurityCredentials:

@@ -12,7 +12,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import certs
 import pytest
@@ -32,7 +32,7 @@ from inetkit import (
     SecurityCredentials,
     SecurityError,
 )
-from inetkit._tls import SESSION_CACHE, clear_context_cache, public_key_pin
+from inetkit._tls import public_key_pin
 
 #: Connect timeout for handshakes that should succeed or fail quickly (loopback).
 TIMEOUT = 5.0
@@ -43,25 +43,7 @@ DEADLINE_SLACK = 0.5
 #: How long a test waits for a server to have sent bytes that are on their way.
 ARRIVAL_TIMEOUT = 5.0
 
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> certs.PKI:
-    return certs.get_pki(tmp_path_factory)
-
-
-@pytest.fixture
-def servers() -> Iterator[Servers]:
-    with Servers() as running:
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def _fresh_caches() -> Iterator[None]:
-    clear_context_cache()
-    SESSION_CACHE.clear()
-    yield
-    clear_context_cache()
-    SESSION_CACHE.clear()
+pytestmark = pytest.mark.usefixtures("fresh_tls_caches")
 
 
 def trust(pki: certs.PKI, **fields: object) -> SecurityCredentials:

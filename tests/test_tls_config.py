@@ -13,7 +13,6 @@ import ssl
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +30,6 @@ from inetkit._tls import (
     CertificateInfo,
     SessionCache,
     check_pins,
-    clear_context_cache,
     context_cache_size,
     get_context,
     map_ssl_error,
@@ -41,19 +39,7 @@ from inetkit._tls import (
 
 TARGET = "localhost port 4433 (socket pair)"
 
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> certs.PKI:
-    return certs.get_pki(tmp_path_factory)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_caches() -> Iterator[None]:
-    clear_context_cache()
-    SESSION_CACHE.clear()
-    yield
-    clear_context_cache()
-    SESSION_CACHE.clear()
+pytestmark = pytest.mark.usefixtures("fresh_tls_caches")
 
 
 def trust(pki: certs.PKI, **fields: object) -> SecurityCredentials:

@@ -13,17 +13,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from certs import PKI, get_pki
+from certs import PKI
 from conftest import Server, open_fds
 
 import inetkit
 from inetkit import ErrorCode, Option, SecurityCredentials
-from inetkit._tls import SESSION_CACHE
 
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
-    return get_pki(tmp_path_factory)
+pytestmark = pytest.mark.usefixtures("fresh_tls_caches")
 
 
 @pytest.fixture
@@ -58,13 +54,6 @@ def tls_server(pki: PKI, make_server: Callable[..., Server]) -> Callable[..., Se
         return make_server(tls_echo(context))
 
     return make
-
-
-@pytest.fixture(autouse=True)
-def fresh_sessions() -> Iterator[None]:
-    SESSION_CACHE.clear()
-    yield
-    SESSION_CACHE.clear()
 
 
 def test_round_trip_lines_and_info(tls_server: Callable[..., Server], creds: SecurityCredentials) -> None:

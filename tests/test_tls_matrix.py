@@ -25,7 +25,6 @@ import difflib
 import os
 import re
 import ssl
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +35,6 @@ from tls_servers import OpenSSLServer, PythonTLSServer, Servers, openssl_identit
 
 import inetkit
 from inetkit import InetError, Option, SecurityCredentials
-from inetkit._tls import SESSION_CACHE, clear_context_cache
 
 #: Connect timeout per attempt; a loopback handshake takes milliseconds.
 TIMEOUT = 5.0
@@ -53,6 +51,8 @@ _OPENSSL_ONLY = {
     ssl.TLSVersion.TLSv1_2: "-tls1_2",
     ssl.TLSVersion.TLSv1_3: "-tls1_3",
 }
+
+pytestmark = pytest.mark.usefixtures("fresh_tls_caches")
 
 
 @dataclass(frozen=True)
@@ -258,26 +258,6 @@ ROWS: tuple[Row, ...] = (
 
 #: Outcomes measured in this run: (row name, peer) -> (default outcome, opt-in outcome).
 MEASURED: dict[tuple[str, str], tuple[str, str]] = {}
-
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> certs.PKI:
-    return certs.get_pki(tmp_path_factory)
-
-
-@pytest.fixture
-def servers() -> Iterator[Servers]:
-    with Servers() as running:
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def _fresh_caches() -> Iterator[None]:
-    clear_context_cache()
-    SESSION_CACHE.clear()
-    yield
-    clear_context_cache()
-    SESSION_CACHE.clear()
 
 
 def start(peer: str, setup: Setup, pki: certs.PKI, servers: Servers) -> PythonTLSServer | OpenSSLServer:
