@@ -413,6 +413,13 @@ def _load_pem_key(block: bytes, password: bytes | None, source: str) -> PrivateK
     except ValueError as exc:
         if password is not None and "password" in str(exc).lower():
             raise _invalid(f"wrong password for the private key in {source}") from exc
+        if password is not None and b"ENCRYPTED" in block[:200]:
+            # A wrong password usually fails the padding check ("Bad decrypt"),
+            # but about one time in 256 the garbage it decrypts to happens to
+            # end in valid padding and fails later, as a parse error.
+            raise _invalid(
+                f"wrong password for the private key in {source} (or the key is damaged: {exc})"
+            ) from exc
         raise _invalid(f"cannot read the private key in {source}: {exc}") from exc
     except Exception as exc:  # cryptography raises UnsupportedAlgorithm for exotic keys
         raise _invalid(f"cannot read the private key in {source}: {exc}") from exc

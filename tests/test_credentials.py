@@ -316,6 +316,25 @@ def test_wrong_password_for_separate_key_file(pki: certs.PKI) -> None:
     assert str(pki.client.encrypted_key_file) in str(err)
 
 
+def test_every_wrong_password_is_named_as_such() -> None:
+    # About one wrong password in 256 decrypts to bytes with valid padding,
+    # so the failure is a parse error instead of "bad decrypt"; it must read
+    # the same to the user.
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"right"),
+    )
+    for i in range(1500):
+        with pytest.raises(SecurityError) as caught:
+            _credentials._load_pem_key(pem, f"wrong-{i}".encode(), "key.pem")
+        assert caught.value.code == ErrorCode.INVALID_CREDENTIALS
+        assert str(caught.value).startswith("wrong password for the private key in key.pem"), str(caught.value)
+
+
 def test_protected_pkcs12_without_password(pki: certs.PKI) -> None:
     err = _fails(SecurityCredentials(cert_store=pki.client.p12_modern))
     assert "password" in str(err)
