@@ -10,6 +10,7 @@ the error carries the trace of what was tried.
 
 from __future__ import annotations
 
+import _socket
 import logging
 import math
 import socket
@@ -18,9 +19,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._connection import Connection, check_timeout
-from ._dialer import CONNECTION_ATTEMPT_DELAY, dial
+from ._dialer import CONNECTION_ATTEMPT_DELAY, dial, dial_one
 from ._errors import ErrorCode, InetError, InvalidArgumentError, translate_os_error
-from ._hostname import check_host, check_port, ip_literal, literal_sockaddr
+from ._hostname import cached_literal, check_host, check_port, ip_literal, literal_sockaddr
 from ._options import (
     SOCKET_FLAGS,
     KeepAlive,
@@ -31,7 +32,7 @@ from ._options import (
     check_options,
 )
 from ._resolver import Resolver, order_addresses
-from ._trace import ConnectTrace, Resolution
+from ._trace import Attempt, ConnectTrace, Resolution
 
 if TYPE_CHECKING:
     from ._credentials import SecurityCredentials
@@ -56,6 +57,11 @@ _RESERVEDPORT = int(Option.RESERVEDPORT)
 _PREFER_IPV6 = int(Option.PREFER_IPV6)
 #: Exact types of a timeout that needs no further checks (bool excluded on purpose).
 _NUMBER_TYPES = (float, int)
+#: Options the short path handles: they change nothing before the connect.
+_SHORT_PATH_OPTIONS = int(Option.FREETHREAD | Option.NOINHERIT | Option.PREFER_IPV6)
+_TCP = Protocol.TCP
+_AF_INET = socket.AF_INET
+_monotonic = time.monotonic
 
 #: STARTTLS dialogs known to `connect(starttls=...)`. Filled by ``starttls``
 #: (loaded lazily) so that `import inetkit` stays cheap.
@@ -178,7 +184,27 @@ def connect(
         HostNotFoundError, InetTimeoutError, InetConnectionError,
         SecurityError, ...: the connect failed; ``.trace`` tells how.
     """
-    started = time.monotonic()
+    started = _monotonic()
+    if (
+        protocol is _TCP
+        and type(options) is Option
+        and not int(options) & ~_SHORT_PATH_OPTIONS
+        and type(port) is int
+        and 0 < port < 65536
+        and type(timeout) in _NUMBER_TYPES
+        and 0 < timeout < math.inf  # type: ignore[operator]
+        and type(host) is str
+        and credentials is None
+        and local_address is None
+        and resolver is None
+        and starttls is None
+        and keepalive is None
+        and attempt_delay is CONNECTION_ATTEMPT_DELAY
+    ):
+        literal = cached_literal(host)
+        if literal is not None:
+            limit = float(timeout)  # type: ignore[arg-type]
+            return _connect_literal(literal[0], literal[1], port, limit, options, started, session_cache)
     # -- arguments: types and values, before any I/O -------------------
     proto = _check_protocol(protocol)
     opts = check_options(options)
@@ -268,6 +294,37 @@ def connect(
     return conn
 
 
+def _connect_literal(
+    name: str, family: int, port: int, seconds: float, options: Option, started: float, session_cache: bool
+) -> Connection:
+    """The short path: plain TCP to an IP literal with nothing to prepare.
+
+    Every argument was checked by `connect` (the literal on an earlier call,
+    see `cached_literal`). Same result as the full path, less work: no
+    resolution, no race, and the trace is kept as clock readings until
+    somebody asks for it. Plain connects to addresses are what benchmarks
+    and connection pools do over and over.
+    """
+    sockaddr = (name, port) if family == _AF_INET else (name, port, 0, 0)
+    failed: list[Attempt] = []
+    try:
+        sock, begun, ended = dial_one(family, sockaddr, started + seconds, None, name, port, started, failed)
+    except InetError as exc:
+        if exc.trace is None:
+            exc.trace = ConnectTrace(
+                name, port, Resolution("literal", [name], 0.0), failed, total=_monotonic() - started
+            )
+        raise
+    try:
+        conn = Connection._from_socket(sock, name, port, _TCP, options, seconds, None, (name, port))
+    except BaseException:  # pragma: no cover - only MemoryError and the like
+        sock.close()
+        raise
+    conn._session_cache = session_cache
+    conn._lazy_trace = (started, begun, ended, _monotonic(), family)
+    return conn
+
+
 def _record_on_winner(trace: ConnectTrace, exc: InetError) -> None:
     """A failure after the race (TLS, STARTTLS) is final and is that address's attempt."""
     for attempt in reversed(trace.attempts):
@@ -348,7 +405,7 @@ def _connect(
             )
         addresses = matching
 
-    def prepare(sock: socket.socket, family: int) -> None:
+    def prepare(sock: _socket.socket, family: int) -> None:
         apply_socket_options(sock, bits, proto, keepalive)
         if local is None and not bits & _RESERVEDPORT:
             return
@@ -380,14 +437,7 @@ def _connect(
     )
     try:
         return Connection._from_socket(
-            sock,
-            host=name,
-            port=port,
-            protocol=proto,
-            options=opts,
-            timeout=seconds,
-            trace=trace,
-            remote=sock_remote(trace, addresses),
+            sock, name, port, proto, opts, seconds, trace, sock_remote(trace, addresses)
         )
     except BaseException:
         sock.close()

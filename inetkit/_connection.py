@@ -26,6 +26,7 @@ waits are interruptible by `cancel` and by a cross-thread `close`.
 
 from __future__ import annotations
 
+import _socket
 import logging
 import math
 import socket
@@ -46,7 +47,7 @@ from ._errors import (
 )
 from ._options import Option, Protocol
 from ._ownership import Guard, Waiter
-from ._trace import ConnectTrace
+from ._trace import ConnectTrace, literal_trace
 from ._transport import PlainTransport, Transport
 
 if TYPE_CHECKING:
@@ -76,6 +77,7 @@ _monotonic = time.monotonic
 _A = TypeVar("_A")
 _R = TypeVar("_R")
 _FREETHREAD = int(Option.FREETHREAD)
+_UDP = Protocol.UDP
 #: Stands in for the receive buffer until a buffered read needs one.
 _NO_BUFFER = memoryview(b"")
 
@@ -113,6 +115,7 @@ class Connection:
         "_credentials",
         "_guard",
         "_host",
+        "_lazy_trace",
         "_local",
         "_negotiated",
         "_options",
@@ -144,7 +147,8 @@ class Connection:
     _protocol: Protocol
     _options: Option
     _timeout: float | None
-    _trace: ConnectTrace
+    _trace: ConnectTrace | None
+    _lazy_trace: tuple[float, float, float, float, int] | None
     _target: str
     _rview: memoryview
     _rpos: int
@@ -159,21 +163,22 @@ class Connection:
     @classmethod
     def _from_socket(
         cls,
-        sock: socket.socket,
-        *,
+        sock: _socket.socket,
         host: str,
         port: int,
         protocol: Protocol,
         options: Option,
         timeout: float | None,
-        trace: ConnectTrace,
-        remote: tuple[str, int] | None = None,
+        trace: ConnectTrace | None,
+        remote: tuple[str, int],
     ) -> Connection:
         """Wrap a connected, non-blocking socket (inetkit-internal).
 
         ``remote`` is the address the dialer connected to (saves a
         ``getpeername`` call); the local address is asked for when first
-        needed. System calls are the main cost of a loopback connect.
+        needed. A ``trace`` of None means the caller sets ``_lazy_trace``
+        (a connect to an IP literal builds its record on first access).
+        Positional arguments and few objects: this runs on every connect.
         """
         self = object.__new__(cls)
         self._host = host
@@ -182,16 +187,16 @@ class Connection:
         self._options = options
         self._timeout = timeout
         self._trace = trace
-        self._remote = remote if remote is not None else _ip_port(sock.getpeername())
+        self._lazy_trace = None
+        self._remote = remote
         self._local = None
-        ip = self._remote[0]
+        ip = remote[0]
         if ip == host:
-            self._target = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+            target = self._target = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
         else:
-            self._target = f"{host} port {port} ({ip})"
-        self._guard = Guard(free_thread=bool(int(options) & _FREETHREAD), describe=self._target)
-        self._plain = PlainTransport(sock, self._guard, self._target, datagram=protocol is Protocol.UDP)
-        self._transport = self._plain
+            target = self._target = f"{host} port {port} ({ip})"
+        guard = self._guard = Guard(bool(int(options) & _FREETHREAD), target)
+        self._transport = self._plain = PlainTransport(sock, guard, target, protocol is _UDP)
         self._rview = _NO_BUFFER  # allocated on first buffered read
         self._rpos = 0
         self._rend = 0
@@ -242,7 +247,11 @@ class Connection:
     @property
     def trace(self) -> ConnectTrace:
         """How the connect went: resolution, attempts, TLS and STARTTLS times."""
-        return self._trace
+        trace = self._trace
+        if trace is None:
+            assert self._lazy_trace is not None
+            trace = self._trace = literal_trace(self._host, self._port, self._remote[0], *self._lazy_trace)
+        return trace
 
     @property
     def owner(self) -> int | None:
@@ -441,8 +450,7 @@ class Connection:
                 if count == 0:
                     self._stash(out[:got])
                     raise ConnectionClosedError(
-                        f"read from {self._target}: the peer closed the connection after {got} of "
-                        f"{n} bytes",
+                        f"read from {self._target}: the peer closed the connection after {got} of {n} bytes",
                         ErrorCode.CONNECTION_CLOSED,
                     )
                 got += count
@@ -707,7 +715,7 @@ class Connection:
                 context=context,
             )
         finally:
-            self._trace.tls_handshake = _monotonic() - started
+            self.trace.tls_handshake = _monotonic() - started
 
     def _unexpected_plaintext(self, count: int | None) -> SecurityError:
         amount = f"{count} byte(s) of" if count is not None else ""

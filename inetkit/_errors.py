@@ -309,10 +309,8 @@ def translate_os_error(
     if isinstance(exc, TimeoutError) and getattr(exc, "errno", None) is None:
         return InetTimeoutError(f"{action} {target}: timed out", ErrorCode.TIMED_OUT)
     err = getattr(exc, "errno", None)
-    cls, code = _ERRNO_MAP.get(err, (InetConnectionError, ErrorCode.NETWORK_ERROR)) if err else (
-        InetConnectionError,
-        ErrorCode.NETWORK_ERROR,
-    )
+    fallback = (InetConnectionError, ErrorCode.NETWORK_ERROR)
+    cls, code = _ERRNO_MAP.get(err, fallback) if err else fallback
     reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     message = f"{action} {target} failed: {reason}"
     hint = _HINTS.get(code)

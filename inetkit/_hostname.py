@@ -58,6 +58,7 @@ from ._errors import ErrorCode, InvalidArgumentError
 from ._options import Protocol
 
 __all__ = [
+    "cached_literal",
     "check_host",
     "check_port",
     "ip_literal",
@@ -307,6 +308,7 @@ def _normalize_ascii(name: str, original: str) -> str:
 def _unmappable(host: str) -> InvalidArgumentError:
     """Name the label and character that UTS #46 refused."""
     import idna  # loaded only for non-ASCII names: keeps `import inetkit` cheap
+
     for label in _DOT_LIKE.split(host):
         for char in label:
             try:
@@ -323,6 +325,7 @@ def _unmappable(host: str) -> InvalidArgumentError:
 def _encode_label(label: str, host: str) -> str:
     """Check one mapped non-ASCII label against IDNA 2008 and return its A-label."""
     import idna
+
     try:
         idna.check_label(label)
     except idna.IDNAError as exc:
@@ -339,6 +342,7 @@ def _encode_label(label: str, host: str) -> str:
 def _normalize_unicode(host: str) -> str:
     """Normalize a host with non-ASCII characters: UTS #46, then IDNA 2008."""
     import idna
+
     if "://" in host or _URL_START.match(host):
         raise _url_error(host)
     problem = character_problem(host)
@@ -414,7 +418,11 @@ def _require_str(host: object) -> str:
 #: function of the text, and applications connect to few distinct hosts
 #: over and over; the cache saves the checks on every connect.
 _NORMALIZED: dict[str, str] = {}
-#: Entries kept at most; the cache is emptied when it fills.
+#: The IP literals among them (input -> (normalized, address family)), for
+#: connect's short path. Literals with a zone id are left out: the interface
+#: it names can come and go.
+_LITERALS: dict[str, tuple[str, int]] = {}
+#: Entries kept at most; the caches are emptied when they fill.
 NORMALIZED_CACHE_SIZE = 512
 
 
@@ -431,9 +439,24 @@ def check_host(host: object) -> str:
         name = normalize_host_name(host)
         if len(_NORMALIZED) >= NORMALIZED_CACHE_SIZE:
             _NORMALIZED.clear()
+            _LITERALS.clear()
         _NORMALIZED[host] = name
+        if "%" not in name:
+            address = ip_literal(name)
+            if address is not None:
+                family = socket.AF_INET if address.version == 4 else socket.AF_INET6
+                _LITERALS[host] = (name, family)
         return name
     return normalize_host_name(_require_str(host))
+
+
+def cached_literal(host: str) -> tuple[str, int] | None:
+    """``(normalized, family)`` if ``host`` (a `str`) is an IP literal checked before.
+
+    A dictionary look-up, for connect's short path; None means "not known
+    to be a literal", and the caller goes the full way (`check_host`).
+    """
+    return _LITERALS.get(host)
 
 
 def ip_literal(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

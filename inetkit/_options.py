@@ -7,6 +7,7 @@ inetkit's own flags take free bits above them.
 
 from __future__ import annotations
 
+import _socket
 import enum
 import errno
 import logging
@@ -109,7 +110,7 @@ _KEEPALIVE = int(Option.KEEPALIVE)
 
 
 def apply_socket_options(
-    sock: socket.socket, options: int, protocol: Protocol, keepalive: KeepAlive | None
+    sock: _socket.socket, options: int, protocol: Protocol, keepalive: KeepAlive | None
 ) -> None:
     """Apply the socket-level flags in ``options`` to a fresh socket.
 
@@ -139,7 +140,7 @@ _KEEPALIVE_KNOBS = (
 )
 
 
-def _apply_keepalive(sock: socket.socket, keepalive: KeepAlive) -> None:
+def _apply_keepalive(sock: _socket.socket, keepalive: KeepAlive) -> None:
     for field, constant in _KEEPALIVE_KNOBS:
         value = getattr(keepalive, field)
         if value is None:
@@ -156,7 +157,7 @@ RESERVED_PORT_HIGH = 1023
 RESERVED_PORT_LOW = 512
 
 
-def bind_reserved_port(sock: socket.socket, local_ip: str) -> int:
+def bind_reserved_port(sock: _socket.socket, local_ip: str) -> int:
     """Bind ``sock`` to a free port in 1023..512 and return the port.
 
     Raises `InetError` (`PERMISSION_DENIED`) when the process may not bind

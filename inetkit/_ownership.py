@@ -32,10 +32,10 @@ sees it.
 
 from __future__ import annotations
 
+import _socket
 import math
 import os
 import select
-import socket
 import threading
 import time
 
@@ -74,7 +74,7 @@ class Guard:
         "write_lock",
     )
 
-    def __init__(self, *, free_thread: bool, describe: str) -> None:
+    def __init__(self, free_thread: bool, describe: str) -> None:
         self.free = free_thread
         self.owner: int | None = None if free_thread else _get_ident()
         self.busy = 0
@@ -241,7 +241,7 @@ class Waiter:
 
     __slots__ = ("_events", "_guard", "_poll", "_private_poll", "_sock_fd", "_wake_fd", "action")
 
-    def __init__(self, guard: Guard, sock: socket.socket, *, write: bool) -> None:
+    def __init__(self, guard: Guard, sock: _socket.socket, *, write: bool) -> None:
         self._guard = guard
         self._sock_fd = sock.fileno()
         self._events = _POLLOUT if write else _POLLIN

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Attempt", "ConnectTrace", "Resolution"]
+__all__ = ["Attempt", "ConnectTrace", "Resolution", "literal_trace"]
 
 
 @dataclass(slots=True)
@@ -84,3 +84,20 @@ class ConnectTrace:
         if self.total is not None:
             lines.append(f"  total: {self.total * 1000:.1f} ms")
         return "\n".join(lines)
+
+
+def literal_trace(
+    host: str, port: int, ip: str, started: float, begun: float, ended: float, done: float, family: int
+) -> ConnectTrace:
+    """The record of a connect to an IP literal that succeeded at the first attempt.
+
+    Such a connect keeps only its clock readings; the record is built from
+    them when somebody asks (most handles never do).
+    """
+    return ConnectTrace(
+        host=host,
+        port=port,
+        resolution=Resolution("literal", [ip], 0.0),
+        attempts=[Attempt(ip, port, family, begun - started, ended - begun, "connected")],
+        total=done - started,
+    )

@@ -17,6 +17,7 @@ enabled, so the layers above never change.
 
 from __future__ import annotations
 
+import _socket
 import socket
 from typing import Protocol as TypingProtocol
 
@@ -43,7 +44,7 @@ class PlainTransport:
 
     __slots__ = ("_read_waiter", "_write_waiter", "datagram", "guard", "sock", "target")
 
-    def __init__(self, sock: socket.socket, guard: Guard, target: str, *, datagram: bool) -> None:
+    def __init__(self, sock: _socket.socket, guard: Guard, target: str, datagram: bool) -> None:
         self.sock = sock
         self.guard = guard
         self.target = target

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -163,6 +164,26 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(family) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def black_hole(host: str, port: int = 0) -> Iterator[int]:
+    """A listener whose accept queue is full: further SYNs are dropped (PEERS.md)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    if family == socket.AF_INET6:
+        listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    filler = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.bind((host, port))
+        listener.listen(0)
+        bound = listener.getsockname()[1]
+        filler.settimeout(2)
+        filler.connect((host, bound))
+        yield bound
+    finally:
+        filler.close()
+        listener.close()
 
 
 # -- TLS test infrastructure shared by the TLS test modules -------------------

@@ -2,42 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 
 import pytest
-from conftest import Server, free_port, open_fds
+from conftest import Server, black_hole, free_port, open_fds
 
 import inetkit
 from inetkit import ErrorCode, KeepAlive, Option, Protocol
-
-# -- loopback black holes ------------------------------------------------
-
-
-@contextlib.contextmanager
-def black_hole(host: str, port: int = 0) -> Iterator[int]:
-    """A listener whose accept queue is full: further SYNs are dropped (PEERS.md)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    if family == socket.AF_INET6:
-        listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-    filler = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        listener.bind((host, port))
-        listener.listen(0)
-        bound = listener.getsockname()[1]
-        filler.settimeout(2)
-        filler.connect((host, bound))
-        yield bound
-    finally:
-        filler.close()
-        listener.close()
 
 
 def dual_stack_port() -> tuple[socket.socket, int]:

@@ -332,7 +332,9 @@ def test_every_wrong_password_is_named_as_such() -> None:
         with pytest.raises(SecurityError) as caught:
             _credentials._load_pem_key(pem, f"wrong-{i}".encode(), "key.pem")
         assert caught.value.code == ErrorCode.INVALID_CREDENTIALS
-        assert str(caught.value).startswith("wrong password for the private key in key.pem"), str(caught.value)
+        assert str(caught.value).startswith("wrong password for the private key in key.pem"), str(
+            caught.value
+        )
 
 
 def test_protected_pkcs12_without_password(pki: certs.PKI) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import errno
 import math
+import os
 import pickle
 import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from typing import Any
 
 import pytest
@@ -373,11 +374,11 @@ def test_single_address_connects_and_stays_non_blocking(
     listener: tuple[str, int], timeout: float | None
 ) -> None:
     sock, trace, _ = run_dial([v4(listener[1])], timeout=timeout)
-    with sock:
+    with closing(sock):
         assert sock.getpeername() == listener
         assert sock.getblocking() is False
         assert sock.type == socket.SOCK_STREAM
-        assert not sock.get_inheritable()
+        assert not os.get_inheritable(sock.fileno())
     assert len(trace) == 1
     assert trace[0].outcome == "connected"
     assert trace[0].address == "127.0.0.1" and trace[0].port == 80 and trace[0].family == V4
@@ -411,7 +412,7 @@ def test_single_address_black_hole_times_out_at_the_deadline() -> None:
 def test_dual_stack_black_holed_ipv6_falls_back_after_the_attempt_delay() -> None:
     with dual_stack_live_v4() as port, black_hole("::1", port):
         sock, trace, elapsed = run_dial([v6(port), v4(port)], port=port)
-        with sock:
+        with closing(sock):
             assert sock.getpeername() == ("127.0.0.1", port)
             assert sock.getblocking() is False
     assert CONNECTION_ATTEMPT_DELAY <= elapsed < 2.0
@@ -481,7 +482,7 @@ def test_prepare_configures_every_socket(listener: tuple[str, int]) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     sock, _, _ = run_dial([v6(listener[1]), v4(listener[1])], prepare=prepare)
-    with sock:
+    with closing(sock):
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
     assert seen == [V6, V4]
 
@@ -551,7 +552,7 @@ def test_no_descriptor_leaks_over_many_failing_dials(listener: tuple[str, int]) 
 
 def test_udp_uses_the_first_address(udp_echo: tuple[str, int]) -> None:
     sock, trace, _ = run_dial([v4(udp_echo[1]), v6(udp_echo[1])], protocol=Protocol.UDP)
-    with sock:
+    with closing(sock):
         assert sock.type == socket.SOCK_DGRAM
         assert sock.getpeername() == udp_echo
         assert sock.getblocking() is False
