@@ -306,22 +306,25 @@ def _connect_literal(
     and connection pools do over and over.
     """
     sockaddr = (name, port) if family == _AF_INET else (name, port, 0, 0)
+    conn = Connection._new(name, port, _TCP, options, seconds, None, (name, port))
+    conn._session_cache = session_cache
     failed: list[Attempt] = []
     try:
-        sock, begun, ended = dial_one(family, sockaddr, started + seconds, None, name, port, started, failed)
+        # The handle takes the socket as it is made, before it connects.
+        _, begun, ended = dial_one(
+            family, sockaddr, started + seconds, conn._attach, name, port, started, failed
+        )
     except InetError as exc:
+        conn._abandon()
         if exc.trace is None:
             exc.trace = ConnectTrace(
                 name, port, Resolution("literal", [name], 0.0), failed, total=_monotonic() - started
             )
         raise
-    try:
-        conn = Connection._from_socket(sock, name, port, _TCP, options, seconds, None, (name, port))
-    except BaseException:  # pragma: no cover - only MemoryError and the like
-        sock.close()
+    except BaseException:
+        conn._abandon()
         raise
-    conn._session_cache = session_cache
-    conn._lazy_trace = (started, begun, ended, _monotonic(), family)
+    conn._lazy_trace = (started, begun, ended, family)
     return conn
 
 

@@ -148,7 +148,7 @@ class Connection:
     _options: Option
     _timeout: float | None
     _trace: ConnectTrace | None
-    _lazy_trace: tuple[float, float, float, float, int] | None
+    _lazy_trace: tuple[float, float, float, int] | None
     _target: str
     _rview: memoryview
     _rpos: int
@@ -178,7 +178,29 @@ class Connection:
         ``getpeername`` call); the local address is asked for when first
         needed. A ``trace`` of None means the caller sets ``_lazy_trace``
         (a connect to an IP literal builds its record on first access).
-        Positional arguments and few objects: this runs on every connect.
+        """
+        self = cls._new(host, port, protocol, options, timeout, trace, remote)
+        self._attach(sock, 0)
+        return self
+
+    @classmethod
+    def _new(
+        cls,
+        host: str,
+        port: int,
+        protocol: Protocol,
+        options: Option,
+        timeout: float | None,
+        trace: ConnectTrace | None,
+        remote: tuple[str, int],
+    ) -> Connection:
+        """Everything of a handle but its socket, which `_attach` adds.
+
+        Connect's short path builds the handle before the socket connects:
+        work done after the handshake delays whatever the caller does next,
+        and on loopback a close that waits a few microseconds more meets the
+        server's own close and costs twice as much. Positional arguments and
+        few objects: this runs on every connect.
         """
         self = object.__new__(cls)
         self._host = host
@@ -192,11 +214,10 @@ class Connection:
         self._local = None
         ip = remote[0]
         if ip == host:
-            target = self._target = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+            self._target = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
         else:
-            target = self._target = f"{host} port {port} ({ip})"
-        guard = self._guard = Guard(bool(int(options) & _FREETHREAD), target)
-        self._transport = self._plain = PlainTransport(sock, guard, target, protocol is _UDP)
+            self._target = f"{host} port {port} ({ip})"
+        self._guard = Guard(bool(int(options) & _FREETHREAD), self._target)
         self._rview = _NO_BUFFER  # allocated on first buffered read
         self._rpos = 0
         self._rend = 0
@@ -206,6 +227,16 @@ class Connection:
         self._session_cache = True
         self._shut = False
         return self
+
+    def _attach(self, sock: _socket.socket, family: int) -> None:
+        """Give a `_new` handle its socket (a dialer ``prepare`` hook; ``family`` unused)."""
+        self._transport = self._plain = PlainTransport(
+            sock, self._guard, self._target, self._protocol is _UDP
+        )
+
+    def _abandon(self) -> None:
+        """A `_new` handle whose connect failed: mark it closed (the dialer closed the socket)."""
+        self._guard.closed = True
 
     # -- properties (any thread) ---------------------------------------
 
@@ -746,6 +777,11 @@ class Connection:
 
     def close(self) -> None:
         """Close the handle (idempotent). Blocked calls on other threads are woken first."""
+        if self._transport is self._plain and self._guard.close_idle():
+            # Plain and idle: nothing to wake, nothing to say to the peer.
+            self._plain.sock.close()
+            self._rview = _NO_BUFFER
+            return
         self._close(check_owner=True)
 
     disconnect = close

@@ -172,6 +172,24 @@ class Guard:
                 self.cancel_pending = True
                 self._signal()
 
+    def close_idle(self) -> bool:
+        """Close at once if nothing is busy and the caller may: one lock round.
+
+        The common case of `Connection.close`. False means "take the full
+        way" (`begin_close`): something is busy, the handle is already closed
+        or closing, or the caller is not the owner (the full way says so).
+        """
+        with self._lock:
+            if self.busy or self.closed or self.closing:
+                return False
+            if self.owner is not None and self.owner != _get_ident():
+                return False
+            self.closed = True
+            if self.wake_fd >= 0:
+                os.close(self.wake_fd)
+                self.wake_fd = -1
+            return True
+
     def begin_close(self, *, check_owner: bool) -> bool:
         """Mark the handle closing and wait for busy calls to leave.
 

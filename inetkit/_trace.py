@@ -87,17 +87,19 @@ class ConnectTrace:
 
 
 def literal_trace(
-    host: str, port: int, ip: str, started: float, begun: float, ended: float, done: float, family: int
+    host: str, port: int, ip: str, started: float, begun: float, ended: float, family: int
 ) -> ConnectTrace:
     """The record of a connect to an IP literal that succeeded at the first attempt.
 
     Such a connect keeps only its clock readings; the record is built from
-    them when somebody asks (most handles never do).
+    them when somebody asks (most handles never do). The handle is complete
+    when the attempt ends (it was built before the socket connected), so
+    ``total`` is the attempt's end.
     """
     return ConnectTrace(
         host=host,
         port=port,
         resolution=Resolution("literal", [ip], 0.0),
         attempts=[Attempt(ip, port, family, begun - started, ended - begun, "connected")],
-        total=done - started,
+        total=ended - started,
     )

@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -48,6 +49,16 @@ def open_fds() -> int:
 
 
 Handler = Callable[[socket.socket], None]
+
+
+def settled_fds(expected: int, limit: float = 5.0) -> int:
+    """The descriptor count once server threads have closed their ends (bounded wait)."""
+    end = time.monotonic() + limit
+    count = open_fds()
+    while count != expected and time.monotonic() < end:
+        time.sleep(0.05)
+        count = open_fds()
+    return count
 
 
 @dataclass

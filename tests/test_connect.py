@@ -10,7 +10,7 @@ import textwrap
 import time
 
 import pytest
-from conftest import Server, black_hole, free_port, open_fds
+from conftest import Server, black_hole, free_port, open_fds, settled_fds
 
 import inetkit
 from inetkit import ErrorCode, KeepAlive, Option, Protocol
@@ -383,16 +383,6 @@ def test_custom_resolver_hook(echo_server: Server) -> None:
 
 
 # -- resources -----------------------------------------------------------------
-
-
-def settled_fds(expected: int, limit: float = 5.0) -> int:
-    """The descriptor count once server threads have closed their ends (bounded wait)."""
-    end = time.monotonic() + limit
-    count = open_fds()
-    while count != expected and time.monotonic() < end:
-        time.sleep(0.05)
-        count = open_fds()
-    return count
 
 
 def test_no_descriptor_leaks_over_many_connects() -> None:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from conftest import Server
+from conftest import Server, open_fds
 
 import inetkit
 from inetkit import ErrorCode, Option, Protocol
@@ -298,6 +298,25 @@ def test_close_is_idempotent_and_handle_closed(echo_server: Server) -> None:
         with pytest.raises(inetkit.InetError) as info:
             call()
         assert info.value.code is ErrorCode.HANDLE_CLOSED
+
+
+def test_close_after_a_blocking_wait_closes_the_wake_descriptor() -> None:
+    # A listener that never accepts: the kernel completes the handshakes, no
+    # server-side descriptor enters this process, and reads have to wait.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        port = listener.getsockname()[1]
+        before = open_fds()
+        for _ in range(20):
+            conn = inetkit.connect("127.0.0.1", port, timeout=5)
+            conn.timeout = 0.01
+            with pytest.raises(inetkit.InetTimeoutError):
+                conn.read()  # the wait makes the wake-up descriptor
+            assert conn._guard.wake_fd >= 0
+            conn.close()
+            assert conn._guard.wake_fd == -1
+        assert open_fds() == before
 
 
 def test_properties_and_repr(echo_server: Server) -> None:

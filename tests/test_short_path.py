@@ -168,15 +168,19 @@ def test_anything_else_takes_the_full_path(make_server: object, kwargs: dict[str
         assert conn.trace.resolution is not None and conn.trace.resolution.source == "literal"
 
 
-def test_short_path_leaks_no_descriptor(echo_server: Server) -> None:
+def test_short_path_leaks_no_descriptor() -> None:
     refused = free_port()
-    inetkit.connect("127.0.0.1", echo_server.port, timeout=5).close()
-    before = open_fds()
-    for _ in range(200):
-        inetkit.connect("127.0.0.1", echo_server.port, timeout=5).close()
-        with pytest.raises(inetkit.InetConnectionRefusedError):
-            inetkit.connect("127.0.0.1", refused, timeout=5)
-    assert open_fds() == before
+    with socket.socket() as listener:  # never accepts: no server descriptors here
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(512)
+        port = listener.getsockname()[1]
+        inetkit.connect("127.0.0.1", port, timeout=5).close()
+        before = open_fds()
+        for _ in range(200):
+            inetkit.connect("127.0.0.1", port, timeout=5).close()
+            with pytest.raises(inetkit.InetConnectionRefusedError):
+                inetkit.connect("127.0.0.1", refused, timeout=5)
+        assert open_fds() == before
 
 
 def test_only_literals_without_a_zone_are_cached() -> None:
