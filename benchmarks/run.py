@@ -7,10 +7,15 @@ Usage::
     python3 benchmarks/run.py --only connect,bulk
 
 Every case runs the standard-library version and the inetkit version in
-alternating rounds against the same loopback server (a separate process, so
-the client is measured on its own core as far as the machine allows), and
-reports the median of each side and their ratio. Ratios, not absolute times,
-are the figures to compare: these machines are shared and noisy.
+alternating rounds (ABBA...) against the same loopback server (a separate
+process, so the client is measured on its own core as far as the machine
+allows). It prints the median of each side and the ratio: the median of the
+per-round ratios, each round's inetkit figure over the standard library's
+figure of the same pair of rounds (the ratio of the two medians is printed
+next to it). Pairing cancels what changes from one moment to the next on a
+shared machine (other jobs, CPU frequency), which on loopback moves single
+rounds by far more than the differences measured. Ratios, not absolute
+times, are the figures to compare.
 
 Targets (from the project's issues):
 
@@ -215,23 +220,46 @@ def make_certificate() -> tuple[bytes, bytes]:
 
 
 @dataclass
+class Paired:
+    """The rounds of two measurements taken in alternation: ``first[i]`` next to ``second[i]``."""
+
+    first: list[float]
+    second: list[float]
+
+    def ratio(self) -> float:
+        """The median of the per-round ratios ``second[i] / first[i]``.
+
+        Adjacent rounds share the machine's state of the moment (other jobs,
+        CPU frequency, where the scheduler put the server), which on a shared
+        machine changes from one round to the next by more than the effect
+        measured; a ratio per pair cancels it, a ratio of two medians does not.
+        """
+        return statistics.median(b / a for a, b in zip(self.first, self.second, strict=True))
+
+    def ratio_of_medians(self) -> float:
+        return statistics.median(self.second) / statistics.median(self.first)
+
+
+@dataclass
 class Result:
     case: str
     unit: str
-    stdlib: float
-    inetkit: float
-    ratio: float
+    pairs: Paired
     target: str
+    labels: tuple[str, str] = ("stdlib", "inetkit")
 
     def line(self) -> str:
+        first, second = statistics.median(self.pairs.first), statistics.median(self.pairs.second)
+        one, two = self.labels
         return (
-            f"{self.case:<34} stdlib {self.stdlib:>10.2f} {self.unit:<8} "
-            f"inetkit {self.inetkit:>10.2f} {self.unit:<8} ratio {self.ratio:5.3f}  (target {self.target})"
+            f"{self.case:<38} {one:<7} {first:>9.2f} {self.unit:<5} {two:<7} {second:>9.2f} {self.unit:<5} "
+            f"ratio {self.pairs.ratio():5.3f} (of medians {self.pairs.ratio_of_medians():5.3f})  "
+            f"target {self.target}"
         )
 
 
-def alternate(rounds: int, first: Callable[[], float], second: Callable[[], float]) -> tuple[float, float]:
-    """Run two measurements in alternating rounds; return both medians."""
+def alternate(rounds: int, first: Callable[[], float], second: Callable[[], float]) -> Paired:
+    """Run two measurements in alternating rounds (ABBA...); return the pairs."""
     a: list[float] = []
     b: list[float] = []
     for index in range(rounds):
@@ -241,7 +269,7 @@ def alternate(rounds: int, first: Callable[[], float], second: Callable[[], floa
         else:
             a.append(first())
             b.append(second())
-    return statistics.median(a), statistics.median(b)
+    return Paired(a, b)
 
 
 def per_call_us(count: int, call: Callable[[], None]) -> Callable[[], float]:
@@ -263,8 +291,8 @@ def bench_connect(port: int, rounds: int, count: int) -> Result:
     def ours() -> None:
         inetkit.connect("127.0.0.1", port, timeout=10).close()
 
-    std, ink = alternate(rounds, per_call_us(count, stdlib), per_call_us(count, ours))
-    return Result("connect+close 127.0.0.1", "us", std, ink, ink / std, "<= 1.15")
+    pairs = alternate(rounds, per_call_us(count, stdlib), per_call_us(count, ours))
+    return Result("connect+close 127.0.0.1", "us", pairs, "<= 1.15")
 
 
 def _send_header(mode: bytes, size: int) -> bytes:
@@ -276,8 +304,8 @@ def _measure_bulk(
     open_ours: Callable[[], inetkit.Connection],
     rounds: int,
     size: int,
-) -> tuple[float, float, float, float]:
-    """Send and receive ``size`` bytes each round; return the four medians in MB/s.
+) -> tuple[Paired, Paired]:
+    """Send and receive ``size`` bytes each round; return both in MB/s, send first.
 
     Every round uses fresh connections (set up outside the timed part): one
     connection's TCP state (window, buffer autotuning) must not bias a whole
@@ -322,9 +350,7 @@ def _measure_bulk(
                 left -= conn.read_into(buf)
             return size / (time.perf_counter() - start) / 1e6
 
-    s_std, s_ink = alternate(rounds, std_send, our_send)
-    r_std, r_ink = alternate(rounds, std_recv, our_recv)
-    return s_std, s_ink, r_std, r_ink
+    return alternate(rounds, std_send, our_send), alternate(rounds, std_recv, our_recv)
 
 
 def bench_bulk(port: int, rounds: int, size: int) -> list[Result]:
@@ -336,10 +362,10 @@ def bench_bulk(port: int, rounds: int, size: int) -> list[Result]:
     def open_ours() -> inetkit.Connection:
         return inetkit.connect("127.0.0.1", port, timeout=30, options=Option.NODELAY)
 
-    s_std, s_ink, r_std, r_ink = _measure_bulk(open_std, open_ours, rounds, size)
+    send, receive = _measure_bulk(open_std, open_ours, rounds, size)
     return [
-        Result("bulk send (write vs sendall)", "MB/s", s_std, s_ink, s_ink / s_std, ">= 0.95"),
-        Result("bulk receive (read_into vs recv_into)", "MB/s", r_std, r_ink, r_ink / r_std, ">= 0.95"),
+        Result("bulk send (write vs sendall)", "MB/s", send, ">= 0.95"),
+        Result("bulk receive (read_into vs recv_into)", "MB/s", receive, ">= 0.95"),
     ]
 
 
@@ -361,11 +387,11 @@ def bench_tls_connect(port: int, rounds: int, count: int, ca_pem: bytes, host: s
         inetkit.connect(host, port, options=Option.SECURE, credentials=creds, timeout=10).close()
 
     ours_resumed()  # prime the session cache
-    std, full = alternate(rounds, per_call_us(count, stdlib), per_call_us(count, ours_full))
-    full2, resumed = alternate(rounds, per_call_us(count, ours_full), per_call_us(count, ours_resumed))
+    full = alternate(rounds, per_call_us(count, stdlib), per_call_us(count, ours_full))
+    resumed = alternate(rounds, per_call_us(count, ours_full), per_call_us(count, ours_resumed))
     return [
-        Result(f"tls full handshake {host}", "us", std, full, full / std, "<= 1.05"),
-        Result(f"tls resumed vs full {host}", "us", full2, resumed, resumed / full2, "<= 0.80"),
+        Result(f"tls full handshake {host}", "us", full, "<= 1.05"),
+        Result(f"tls resumed vs full {host}", "us", resumed, "<= 0.80", ("full", "resumed")),
     ]
 
 
@@ -387,10 +413,10 @@ def bench_tls_bulk(port: int, rounds: int, size: int, ca_pem: bytes) -> list[Res
             timeout=30,
         )
 
-    s_std, s_ink, r_std, r_ink = _measure_bulk(open_std, open_ours, rounds, size)
+    send, receive = _measure_bulk(open_std, open_ours, rounds, size)
     return [
-        Result("tls bulk send (free-threaded handle)", "MB/s", s_std, s_ink, s_ink / s_std, ">= 0.95"),
-        Result("tls bulk receive (free-threaded)", "MB/s", r_std, r_ink, r_ink / r_std, ">= 0.95"),
+        Result("tls bulk send (free-threaded handle)", "MB/s", send, ">= 0.95"),
+        Result("tls bulk receive (free-threaded)", "MB/s", receive, ">= 0.95"),
     ]
 
 
