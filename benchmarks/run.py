@@ -432,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = cases - set(CASES)
     if unknown:
         parser.error(f"unknown cases: {', '.join(sorted(unknown))}")
-    rounds = 3 if args.quick else 15
+    rounds = 3 if args.quick else 31
     count = 20 if args.quick else 300
     size = (4 if args.quick else 64) * 1024 * 1024
     tls_count = 5 if args.quick else 100
