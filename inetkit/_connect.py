@@ -314,15 +314,12 @@ def _connect_literal(
         _, begun, ended = dial_one(
             family, sockaddr, started + seconds, conn._attach, name, port, started, failed
         )
-    except InetError as exc:
+    except BaseException as exc:
         conn._abandon()
-        if exc.trace is None:
+        if isinstance(exc, InetError) and exc.trace is None:
             exc.trace = ConnectTrace(
                 name, port, Resolution("literal", [name], 0.0), failed, total=_monotonic() - started
             )
-        raise
-    except BaseException:
-        conn._abandon()
         raise
     conn._lazy_trace = (started, begun, ended, family)
     return conn
