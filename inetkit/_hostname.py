@@ -478,7 +478,9 @@ def sni_name(normalized: str) -> str | None:
     certificate is then checked against its IP addresses). A trailing dot is
     dropped: certificates never carry one, and servers reject it in SNI.
     """
-    if ip_literal(normalized) is not None:
+    # A normalized name is a literal exactly when it is a dotted quad or has
+    # a colon (no DNS name keeps one): no need to parse the address.
+    if ":" in normalized or _IPV4.fullmatch(normalized):
         return None
     return normalized[:-1] if normalized.endswith(".") else normalized
 

@@ -94,6 +94,11 @@ OP_LEGACY_SERVER_CONNECT = getattr(ssl, "OP_LEGACY_SERVER_CONNECT", 0x4)
 
 #: The option bits that change a context; the others are socket-level.
 TLS_OPTION_BITS = Option.TRUSTEDSITE | Option.SECURE_FALLBACK
+# Flag tests on plain ints: an IntFlag operation builds a new enum member
+# (about a microsecond), and these run on every TLS connect.
+_TRUSTEDSITE = int(Option.TRUSTEDSITE)
+_SECURE_FALLBACK = int(Option.SECURE_FALLBACK)
+_TLS_OPTION_BITS = int(TLS_OPTION_BITS)
 
 #: Contexts kept: one per distinct (options, credentials); each holds a parsed CA bundle (~1 MB).
 CONTEXT_CACHE_SIZE = 64
@@ -163,13 +168,13 @@ def _stamp(path: str | os.PathLike[str]) -> FileStamp:
 
 
 def _uses_default_bundle(credentials: SecurityCredentials | None, options: int) -> bool:
-    if options & Option.TRUSTEDSITE:
+    if options & _TRUSTEDSITE:
         return False
     return credentials is None or (credentials.ca_file is None and credentials.ca_data is None)
 
 
 def _context_key(credentials: SecurityCredentials | None, options: int) -> ContextKey:
-    bits = int(options) & int(TLS_OPTION_BITS)
+    bits = int(options) & _TLS_OPTION_BITS
     stamps: list[FileStamp] = []
     if credentials is not None:
         for value in (credentials.cert_store, credentials.private_key, credentials.ca_file):
@@ -183,14 +188,16 @@ def _context_key(credentials: SecurityCredentials | None, options: int) -> Conte
 
 
 def _warn_weakened(options: int, target: str | None) -> None:
+    if not options & _TLS_OPTION_BITS:
+        return
     where = target or "the server"
-    if options & Option.TRUSTEDSITE:
+    if options & _TRUSTEDSITE:
         logger.warning(
             "Option.TRUSTEDSITE: the certificate and host name of %s are NOT verified; "
             "anyone on the network path can pose as the server",
             where,
         )
-    if options & Option.SECURE_FALLBACK:
+    if options & _SECURE_FALLBACK:
         logger.warning(
             "Option.SECURE_FALLBACK: TLS 1.0/1.1, weak cipher suites and weak keys "
             "(OpenSSL security level 0) are allowed with %s",
@@ -224,7 +231,7 @@ def get_context(
     if isinstance(options, bool) or not isinstance(options, int):
         raise TypeError(f"options must be an Option (int flags), not {type(options).__name__}")
     if warn:
-        _warn_weakened(options, target)
+        _warn_weakened(int(options), target)
     key = _context_key(credentials, options)
     ctx = _contexts.get(key)
     if ctx is not None:
@@ -292,7 +299,7 @@ def _load_trust(ctx: ssl.SSLContext, credentials: SecurityCredentials | None, op
 
 
 def _build_context(credentials: SecurityCredentials | None, options: int) -> ssl.SSLContext:
-    fallback = bool(options & Option.SECURE_FALLBACK)
+    fallback = bool(options & _SECURE_FALLBACK)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and check_hostname on
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
     if fallback:
@@ -313,7 +320,7 @@ def _build_context(credentials: SecurityCredentials | None, options: int) -> ssl
         minimum or (FALLBACK_MINIMUM_VERSION if fallback else DEFAULT_MINIMUM_VERSION),
         maximum or ssl.TLSVersion.MAXIMUM_SUPPORTED,
     )
-    if options & Option.TRUSTEDSITE:
+    if options & _TRUSTEDSITE:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     else:
