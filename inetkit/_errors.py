@@ -257,6 +257,28 @@ class CancelledError(InetError):
     default_code = ErrorCode.CANCELLED
 
 
+# Tracebacks and reprs name the classes where users import them from
+# (``inetkit.InetTimeoutError``, not ``inetkit._errors.InetTimeoutError``);
+# pickle finds them there too, since the package exports every one.
+for _public in (
+    ErrorCode,
+    InetError,
+    InvalidArgumentError,
+    HostNotFoundError,
+    InetTimeoutError,
+    InetConnectionError,
+    InetConnectionRefusedError,
+    InetConnectionResetError,
+    ConnectionClosedError,
+    SecurityError,
+    CertificateError,
+    OwnershipError,
+    CancelledError,
+):
+    _public.__module__ = "inetkit"
+del _public
+
+
 # errno -> (class, code). Anything not listed is a generic InetConnectionError.
 _ERRNO_MAP: dict[int, tuple[type[InetError], ErrorCode]] = {
     _errno.ECONNREFUSED: (InetConnectionRefusedError, ErrorCode.CONNECTION_REFUSED),

@@ -93,3 +93,19 @@ def test_translate_os_error(err: int, cls: type[inetkit.InetError], code: ErrorC
 def test_translate_keeps_inet_errors() -> None:
     original = inetkit.CancelledError("x")
     assert translate_os_error(original, action="a", target="b") is original
+
+
+def test_exception_classes_are_named_where_users_import_them() -> None:
+    import traceback
+
+    names = [name for name in inetkit.__all__ if name.endswith("Error") or name == "ErrorCode"]
+    assert len(names) == 13
+    for name in names:
+        cls = getattr(inetkit, name)
+        assert cls.__module__ == "inetkit", name
+        assert getattr(inetkit, cls.__qualname__) is cls
+    try:
+        raise inetkit.InetTimeoutError("connect to x port 1 timed out", ErrorCode.TIMED_OUT)
+    except inetkit.InetError as exc:
+        last = traceback.format_exception(exc)[-1]
+    assert last.startswith("inetkit.InetTimeoutError: connect to x port 1 timed out")
