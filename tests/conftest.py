@@ -197,6 +197,45 @@ def black_hole(host: str, port: int = 0) -> Iterator[int]:
         listener.close()
 
 
+@contextlib.contextmanager
+def dual_stack_port() -> Iterator[int]:
+    """A live IPv4 listener on a port number that is also free on ::1."""
+    for _ in range(50):
+        live = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        live.bind(("127.0.0.1", 0))
+        port = int(live.getsockname()[1])
+        probe = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        try:
+            probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            probe.bind(("::1", port))
+        except OSError:
+            live.close()
+            continue
+        finally:
+            probe.close()
+        try:
+            live.listen(16)
+            yield port
+        finally:
+            live.close()
+        return
+    pytest.fail("no port free on both 127.0.0.1 and ::1")
+
+
+@contextlib.contextmanager
+def silent_listener(backlog: int) -> Iterator[int]:
+    """An IPv4 listener that never accepts; yields its port.
+
+    The kernel completes up to ``backlog`` handshakes on its own, so connects
+    succeed, no server-side descriptor enters this process (descriptor counts
+    stay exact), and reads wait because nothing is ever sent.
+    """
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(backlog)
+        yield int(listener.getsockname()[1])
+
+
 # -- TLS test infrastructure shared by the TLS test modules -------------------
 
 

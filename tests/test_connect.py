@@ -10,31 +10,10 @@ import textwrap
 import time
 
 import pytest
-from conftest import Server, black_hole, free_port, open_fds, settled_fds
+from conftest import Server, black_hole, dual_stack_port, free_port, open_fds, settled_fds, silent_listener
 
 import inetkit
 from inetkit import ErrorCode, KeepAlive, Option, Protocol
-
-
-def dual_stack_port() -> tuple[socket.socket, int]:
-    """A live IPv4 listener on a port number that is also free on ::1."""
-    for _ in range(50):
-        live = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        live.bind(("127.0.0.1", 0))
-        port = live.getsockname()[1]
-        probe = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-        try:
-            probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            probe.bind(("::1", port))
-        except OSError:
-            live.close()
-            continue
-        finally:
-            probe.close()
-        live.listen(16)
-        return live, port
-    pytest.fail("no port free on both 127.0.0.1 and ::1")
-
 
 # -- arguments -----------------------------------------------------------
 
@@ -290,40 +269,32 @@ def test_refused_names_address() -> None:
 
 def test_dual_stack_black_holed_ipv6_falls_back_after_attempt_delay() -> None:
     """PREFER_IPV6, ::1 black-holed and 127.0.0.1 live on the same port: connects after ~250 ms."""
-    live, port = dual_stack_port()
-    try:
-        with black_hole("::1", port):
-            resolver = inetkit.Resolver(overrides={"dual.test": ["::1", "127.0.0.1"]})
-            start = time.monotonic()
-            with inetkit.connect(
-                "dual.test", port, timeout=10, options=Option.PREFER_IPV6, resolver=resolver
-            ) as conn:
-                elapsed = time.monotonic() - start
-                assert conn.remote_address == ("127.0.0.1", port)
-                attempts = conn.trace.attempts
-            print(f"dual-stack fallback connected in {elapsed * 1000:.1f} ms")
-            assert elapsed < 2.0
-            assert [a.address for a in attempts] == ["::1", "127.0.0.1"]
-            assert attempts[0].outcome == "abandoned"
-            assert attempts[1].outcome == "connected"
-            assert attempts[1].start >= inetkit.CONNECTION_ATTEMPT_DELAY
-    finally:
-        live.close()
+    with dual_stack_port() as port, black_hole("::1", port):
+        resolver = inetkit.Resolver(overrides={"dual.test": ["::1", "127.0.0.1"]})
+        start = time.monotonic()
+        with inetkit.connect(
+            "dual.test", port, timeout=10, options=Option.PREFER_IPV6, resolver=resolver
+        ) as conn:
+            elapsed = time.monotonic() - start
+            assert conn.remote_address == ("127.0.0.1", port)
+            attempts = conn.trace.attempts
+        print(f"dual-stack fallback connected in {elapsed * 1000:.1f} ms")
+        assert elapsed < 2.0
+        assert [a.address for a in attempts] == ["::1", "127.0.0.1"]
+        assert attempts[0].outcome == "abandoned"
+        assert attempts[1].outcome == "connected"
+        assert attempts[1].start >= inetkit.CONNECTION_ATTEMPT_DELAY
 
 
 def test_dual_stack_ipv4_first_by_default() -> None:
-    live, port = dual_stack_port()
-    try:
-        with black_hole("::1", port):
-            resolver = inetkit.Resolver(overrides={"dual.test": ["::1", "127.0.0.1"]})
-            start = time.monotonic()
-            # A long attempt delay: IPv4 must win before a second attempt could start.
-            with inetkit.connect("dual.test", port, timeout=10, resolver=resolver, attempt_delay=5.0) as conn:
-                assert conn.remote_address[0] == "127.0.0.1"
-                assert len(conn.trace.attempts) == 1
-            assert time.monotonic() - start < 2.5
-    finally:
-        live.close()
+    with dual_stack_port() as port, black_hole("::1", port):
+        resolver = inetkit.Resolver(overrides={"dual.test": ["::1", "127.0.0.1"]})
+        start = time.monotonic()
+        # A long attempt delay: IPv4 must win before a second attempt could start.
+        with inetkit.connect("dual.test", port, timeout=10, resolver=resolver, attempt_delay=5.0) as conn:
+            assert conn.remote_address[0] == "127.0.0.1"
+            assert len(conn.trace.attempts) == 1
+        assert time.monotonic() - start < 2.5
 
 
 def test_all_black_holed_times_out_at_deadline() -> None:
@@ -388,12 +359,7 @@ def test_custom_resolver_hook(echo_server: Server) -> None:
 def test_no_descriptor_leaks_over_many_connects() -> None:
     """1,000 failed and 1,000 successful connects leave the descriptor count unchanged."""
     refused = free_port()
-    # A listener with a deep backlog and no accept: the kernel completes the
-    # handshakes, and no server-side descriptor enters this process.
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(4096)
-        port = listener.getsockname()[1]
+    with silent_listener(4096) as port:
         # Warm-up: lazily created module state (resolver caches, ...) is not a leak.
         inetkit.connect("127.0.0.1", port, timeout=5).close()
         before = open_fds()

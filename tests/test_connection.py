@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from conftest import Server, open_fds
+from conftest import Server, open_fds, silent_listener
 
 import inetkit
 from inetkit import ErrorCode, Option, Protocol
@@ -301,12 +301,7 @@ def test_close_is_idempotent_and_handle_closed(echo_server: Server) -> None:
 
 
 def test_close_after_a_blocking_wait_closes_the_wake_descriptor() -> None:
-    # A listener that never accepts: the kernel completes the handshakes, no
-    # server-side descriptor enters this process, and reads have to wait.
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(64)
-        port = listener.getsockname()[1]
+    with silent_listener(64) as port:  # reads wait: nothing is ever sent
         before = open_fds()
         for _ in range(20):
             conn = inetkit.connect("127.0.0.1", port, timeout=5)

@@ -9,11 +9,11 @@ import pickle
 import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import closing
 from typing import Any
 
 import pytest
-from conftest import free_port, open_fds
+from conftest import black_hole, dual_stack_port, free_port, open_fds
 
 from inetkit._dialer import CONNECTION_ATTEMPT_DELAY, _Race, dial
 from inetkit._errors import (
@@ -261,51 +261,6 @@ def test_single_address_error_is_the_attempts_own() -> None:
 # -- real sockets on loopback ------------------------------------------------------------
 
 
-@contextmanager
-def black_hole(host: str, port: int = 0) -> Iterator[int]:
-    """A listener whose accept queue is full: further SYNs are dropped and connects hang."""
-    family = V6 if ":" in host else V4
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    filler = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        if family == V6:
-            listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        listener.bind((host, port))
-        listener.listen(0)
-        bound = int(listener.getsockname()[1])
-        filler.settimeout(2)
-        filler.connect((host, bound))
-        yield bound
-    finally:
-        filler.close()
-        listener.close()
-
-
-@contextmanager
-def dual_stack_live_v4() -> Iterator[int]:
-    """A live IPv4 listener on a port number that is also free on ::1."""
-    for _ in range(50):
-        live = socket.socket(V4, socket.SOCK_STREAM)
-        live.bind(("127.0.0.1", 0))
-        port = int(live.getsockname()[1])
-        probe = socket.socket(V6, socket.SOCK_STREAM)
-        try:
-            probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            probe.bind(("::1", port))
-        except OSError:
-            live.close()
-            continue
-        finally:
-            probe.close()
-        try:
-            live.listen(16)
-            yield port
-        finally:
-            live.close()
-        return
-    pytest.fail("no port free on both 127.0.0.1 and ::1")
-
-
 @pytest.fixture
 def listener() -> Iterator[tuple[str, int]]:
     """A plain IPv4 listener; accepted connections wait in its queue."""
@@ -410,7 +365,7 @@ def test_single_address_black_hole_times_out_at_the_deadline() -> None:
 
 
 def test_dual_stack_black_holed_ipv6_falls_back_after_the_attempt_delay() -> None:
-    with dual_stack_live_v4() as port, black_hole("::1", port):
+    with dual_stack_port() as port, black_hole("::1", port):
         sock, trace, elapsed = run_dial([v6(port), v4(port)], port=port)
         with closing(sock):
             assert sock.getpeername() == ("127.0.0.1", port)

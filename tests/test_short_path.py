@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from conftest import Server, black_hole, free_port, open_fds
+from conftest import Server, black_hole, free_port, open_fds, silent_listener
 
 import inetkit
 from inetkit import ErrorCode, Option, _hostname
@@ -170,10 +170,7 @@ def test_anything_else_takes_the_full_path(make_server: object, kwargs: dict[str
 
 def test_short_path_leaks_no_descriptor() -> None:
     refused = free_port()
-    with socket.socket() as listener:  # never accepts: no server descriptors here
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(512)
-        port = listener.getsockname()[1]
+    with silent_listener(512) as port:
         inetkit.connect("127.0.0.1", port, timeout=5).close()
         before = open_fds()
         for _ in range(200):
