@@ -184,10 +184,7 @@ class Guard:
                 return False
             if self.owner is not None and self.owner != _get_ident():
                 return False
-            self.closed = True
-            if self.wake_fd >= 0:
-                os.close(self.wake_fd)
-                self.wake_fd = -1
+            self._mark_closed()
             return True
 
     def begin_close(self, *, check_owner: bool) -> bool:
@@ -216,10 +213,14 @@ class Guard:
 
     def finish_close(self) -> None:
         with self._lock:
-            self.closed = True
-            if self.wake_fd >= 0:
-                os.close(self.wake_fd)
-                self.wake_fd = -1
+            self._mark_closed()
+
+    def _mark_closed(self) -> None:
+        """Closed for good; the wake-up descriptor goes with it (caller holds the lock)."""
+        self.closed = True
+        if self.wake_fd >= 0:
+            os.close(self.wake_fd)
+            self.wake_fd = -1
 
     def _signal(self) -> None:
         if self.wake_fd >= 0:
