@@ -12,13 +12,22 @@ import enum
 import errno
 import socket
 
-from ._errors import ErrorCode, InetError, InvalidArgumentError, translate_os_error
+from ._errors import (
+    ErrorCode,
+    InetError,
+    IntEnumBody,
+    IntFlagBody,
+    InvalidArgumentError,
+    fast_enum,
+    translate_os_error,
+)
 from ._log import logger
 
 __all__ = ["KeepAlive", "Option", "Protocol", "apply_socket_options", "bind_reserved_port"]
 
 
-class Option(enum.IntFlag):
+@fast_enum(enum.IntFlag)
+class Option(IntFlagBody):
     """Connection option flags, combined with ``|``."""
 
     NONE = 0
@@ -35,7 +44,8 @@ class Option(enum.IntFlag):
     FREETHREAD = 0x8000
 
 
-class Protocol(enum.IntEnum):
+@fast_enum(enum.IntEnum)
+class Protocol(IntEnumBody):
     """Transport protocol; the values are the IP protocol numbers."""
 
     TCP = 6

@@ -1,17 +1,22 @@
-"""The small public value classes: the trace (`Resolution`, `Attempt`, `ConnectTrace`), `KeepAlive`.
+"""The small public value classes: the trace, `KeepAlive`, and the enums built by `fast_enum`.
 
 They are plain classes (``import inetkit`` does not load `dataclasses`) that
 keep what their dataclass versions gave: construction by position and by
 keyword with the same defaults, the ``Name(field=value, ...)`` repr,
 equality by value, hashing (KeepAlive only), ``match`` patterns, pickling.
+`ErrorCode`, `Option` and `Protocol` are built without the class
+statement's checks, and must equal what the class statement builds.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import enum
 import pickle
 import socket
+import types
+from typing import Any
 
 import pytest
 
@@ -23,8 +28,11 @@ from inetkit import (
     InetTimeoutError,
     InvalidArgumentError,
     KeepAlive,
+    Option,
+    Protocol,
     Resolution,
 )
+from inetkit._errors import enum_by_functional_api
 
 REFUSED = InetConnectionRefusedError("connect ::1 port 1 failed", ErrorCode.CONNECTION_REFUSED, errno=111)
 
@@ -180,3 +188,79 @@ def test_keepalive_refuses_bad_values(
 ) -> None:
     with pytest.raises(error, match=message):
         KeepAlive(**kwargs)  # type: ignore[arg-type]
+
+
+def built_normally(fast: type[enum.Enum], etype: type[enum.Enum]) -> type[enum.Enum]:
+    """The enum a plain ``class Name(etype): ...`` statement makes from ``fast``'s members."""
+
+    def body(namespace: dict[str, object]) -> None:
+        namespace["__module__"] = fast.__module__
+        namespace["__qualname__"] = fast.__qualname__
+        namespace["__doc__"] = fast.__doc__
+        for name, member in fast.__members__.items():
+            namespace[name] = member.value
+
+    return types.new_class(fast.__name__, (etype,), exec_body=body)  # type: ignore[return-value]
+
+
+ENUMS = [(ErrorCode, enum.IntEnum), (Option, enum.IntFlag), (Protocol, enum.IntEnum)]
+
+
+@pytest.mark.parametrize(("fast", "etype"), ENUMS)
+def test_fast_enums_equal_the_class_statement(fast: type[enum.Enum], etype: type[enum.Enum]) -> None:
+    reference = built_normally(fast, etype)
+    assert isinstance(fast, enum.EnumType)
+    assert issubclass(fast, etype)
+    assert fast.__doc__ == reference.__doc__
+    assert [(m.name, m.value) for m in fast] == [(m.name, m.value) for m in reference]
+    assert list(fast.__members__) == list(reference.__members__)
+    for name, member in fast.__members__.items():
+        twin = reference[name]
+        assert (repr(member), str(member), format(member), f"{member:>6}") == (
+            repr(twin),
+            str(twin),
+            format(twin),
+            f"{twin:>6}",
+        )
+        assert fast(member.value) is member
+        assert pickle.loads(pickle.dumps(member)) is member
+    if etype is enum.IntEnum:
+        with pytest.raises(ValueError, match="is not a valid"):
+            fast(0x7FFF0000)
+    simple_test = getattr(enum, "_test_simple_enum", None)
+    if simple_test is not None:
+        simple_test(reference, fast)  # the standard library's own check of such enums
+
+
+def test_fast_option_flags_combine_like_the_class_statement() -> None:
+    reference = built_normally(Option, enum.IntFlag)
+
+    def spellings(flags: Any) -> list[str]:
+        both = flags.NODELAY | flags.KEEPALIVE
+        return [
+            repr(both),
+            repr(both & flags.NODELAY),
+            repr(both ^ flags.NODELAY),
+            repr(~flags.NODELAY),
+            repr(5 | flags.NODELAY),
+            repr(flags.NODELAY | 0x100000),
+            repr(flags(0x100000)),
+            repr(flags(0)),
+            repr(list(both)),
+            str(flags.KEEPALIVE in both),
+        ]
+
+    assert spellings(Option) == spellings(reference)
+    assert [f.name for f in Option] == [f.name for f in reference]
+
+
+@pytest.mark.parametrize(("fast", "etype"), ENUMS)
+def test_enum_fallback_builds_the_same_enum(fast: type[enum.Enum], etype: type[enum.Enum]) -> None:
+    # The path taken on a Python without enum._simple_enum.
+    plain = type(fast.__name__, (), {name: m.value for name, m in fast.__members__.items()})
+    plain.__doc__ = fast.__doc__
+    plain.__module__ = fast.__module__
+    plain.__qualname__ = fast.__qualname__
+    built = enum_by_functional_api(etype, plain)
+    assert [(m.name, m.value, repr(m)) for m in built] == [(m.name, m.value, repr(m)) for m in fast]  # type: ignore[attr-defined]
+    assert built.__doc__ == fast.__doc__
