@@ -3,8 +3,8 @@
 Theory of operation
 -------------------
 The `logging` package and what it pulls in (`traceback`, `string`,
-`threading` bookkeeping ...) cost several milliseconds, more than the rest
-of ``import inetkit`` together, and most programs never look at inetkit's
+`threading` bookkeeping ...) cost several milliseconds, about as much as
+the rest of ``import inetkit`` together, and most programs never look at inetkit's
 records. `logger` is a stand-in for the real `logging.Logger` that imports
 `logging` only when a record could actually be seen:
 
@@ -85,6 +85,8 @@ class _LazyLogger:
     that the instance attributes set by `_bind` (the real bound methods)
     shadow them.
     """
+
+    name = LOGGER_NAME
 
     def _bind(self) -> logging.Logger:
         """Import `logging`, get the real logger, and route every call straight to it."""

@@ -47,6 +47,7 @@ def test_debug_is_skipped_without_importing_logging() -> None:
         "logger.debug('debug %s', 1)\n"
         "logger.info('info %s', 2)\n"
         "logger.log(log.DEBUG, 'log %s', 3)\n"
+        "assert logger.name == 'inetkit'\n"
         "print('logging' in sys.modules)\n"
     )
     assert out.stdout.split() == ["False", "False", "False"]
