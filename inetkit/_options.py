@@ -10,18 +10,24 @@ from __future__ import annotations
 import _socket
 import enum
 import errno
-import logging
 import socket
-from dataclasses import dataclass
 
-from ._errors import ErrorCode, InetError, InvalidArgumentError, translate_os_error
+from ._errors import (
+    ErrorCode,
+    InetError,
+    IntEnumBody,
+    IntFlagBody,
+    InvalidArgumentError,
+    fast_enum,
+    translate_os_error,
+)
+from ._log import logger
 
 __all__ = ["KeepAlive", "Option", "Protocol", "apply_socket_options", "bind_reserved_port"]
 
-logger = logging.getLogger("inetkit")
 
-
-class Option(enum.IntFlag):
+@fast_enum(enum.IntFlag)
+class Option(IntFlagBody):
     """Connection option flags, combined with ``|``."""
 
     NONE = 0
@@ -38,7 +44,8 @@ class Option(enum.IntFlag):
     FREETHREAD = 0x8000
 
 
-class Protocol(enum.IntEnum):
+@fast_enum(enum.IntEnum)
+class Protocol(IntEnumBody):
     """Transport protocol; the values are the IP protocol numbers."""
 
     TCP = 6
@@ -52,7 +59,6 @@ for _flag in Option:
 del _flag
 
 
-@dataclass(frozen=True, slots=True)
 class KeepAlive:
     """TCP keep-alive tuning, used with `Option.KEEPALIVE`.
 
@@ -64,24 +70,69 @@ class KeepAlive:
 
     A field left ``None`` keeps the operating system's default. Where the
     platform lacks a knob, that field is ignored (logged at debug level).
+
+    An immutable value: equal when the fields are, hashable, and assigning
+    a field raises `dataclasses.FrozenInstanceError` (an `AttributeError`),
+    as the frozen dataclass it once was did. It is written out by hand so
+    that ``import inetkit`` does not load `dataclasses`.
     """
 
-    idle: int | None = None
-    interval: int | None = None
-    count: int | None = None
+    __slots__ = ("count", "idle", "interval")
+    __match_args__ = ("idle", "interval", "count")
 
-    def __post_init__(self) -> None:
-        for name in ("idle", "interval", "count"):
-            value = getattr(self, name)
+    idle: int | None
+    interval: int | None
+    count: int | None
+
+    def __init__(
+        self, idle: int | None = None, interval: int | None = None, count: int | None = None
+    ) -> None:
+        for name, value in (("idle", idle), ("interval", interval), ("count", count)):
             if value is None:
                 continue
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"KeepAlive.{name} must be an int or None, not {type(value).__name__}")
-            if not 1 <= value <= 32767:
+            if not 1 <= value <= 32767:  # Linux's MAX_TCP_KEEPIDLE and MAX_TCP_KEEPINTVL
                 raise InvalidArgumentError(
                     f"KeepAlive.{name} must be between 1 and 32767, got {value}",
                     ErrorCode.INVALID_ARGUMENT,
                 )
+        object.__setattr__(self, "idle", idle)
+        object.__setattr__(self, "interval", interval)
+        object.__setattr__(self, "count", count)
+
+    def _fields(self) -> tuple[int | None, int | None, int | None]:
+        return (self.idle, self.interval, self.count)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__qualname__}(idle={self.idle!r}, interval={self.interval!r}, count={self.count!r})"
+        )
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise _frozen(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise _frozen(f"cannot delete field {name!r}")
+
+    def __reduce__(self) -> tuple[type[KeepAlive], tuple[int | None, int | None, int | None]]:
+        # Rebuilt through __init__ (which checks the values), since __setattr__ refuses.
+        return (type(self), self._fields())
+
+
+def _frozen(message: str) -> AttributeError:
+    """The error for changing a `KeepAlive` field: the one frozen dataclasses raise."""
+    from dataclasses import FrozenInstanceError  # only on this mistake: keeps `import inetkit` cheap
+
+    return FrozenInstanceError(message)
 
 
 def check_options(options: object) -> Option:

@@ -9,62 +9,192 @@ moment `connect` was called, on the same monotonic clock as the deadline.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 __all__ = ["Attempt", "ConnectTrace", "Resolution", "literal_trace"]
 
+# These are plain classes with __slots__ rather than dataclasses: the
+# `dataclasses` module (and the `inspect`, `ast`, `dis` it imports) would
+# cost more than the rest of ``import inetkit``. They keep what the
+# dataclasses gave: positional and keyword construction with the same field
+# order and defaults, mutable fields, ``==`` between instances of the same
+# class, no hash, the ``Name(field=value, ...)`` repr, ``__match_args__``, and
+# pickling (of the errors that carry a trace, too).
 
-@dataclass(slots=True)
+
 class Resolution:
-    """The name lookup: where the addresses came from and how long it took."""
+    """The name lookup: where the addresses came from and how long it took.
+
+    Attributes:
+        source: ``"literal"``, ``"overrides"``, ``"hosts_file"``,
+            ``"system_hosts"``, ``"dns"`` or ``"custom"`` (a `Resolver`
+            subclass).
+        addresses: the addresses found, in the order they were tried
+            (``"ip"`` strings).
+        duration: seconds the lookup took.
+    """
+
+    __slots__ = ("addresses", "duration", "source")
+    __match_args__ = ("source", "addresses", "duration")
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value: unhashable
 
     source: str
-    """``"literal"``, ``"overrides"``, ``"hosts_file"``, ``"system_hosts"``,
-    ``"dns"`` or ``"custom"`` (a `Resolver` subclass)."""
     addresses: list[str]
-    """The addresses found, in the order they were tried (``"ip"`` strings)."""
     duration: float
 
+    def __init__(self, source: str, addresses: list[str], duration: float) -> None:
+        self.source = source
+        self.addresses = addresses
+        self.duration = duration
 
-@dataclass(slots=True)
+    def _fields(self) -> tuple[object, ...]:
+        return (self.source, self.addresses, self.duration)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__qualname__}(source={self.source!r}, addresses={self.addresses!r}, "
+            f"duration={self.duration!r})"
+        )
+
+
 class Attempt:
-    """One connection attempt to one address."""
+    """One connection attempt to one address.
+
+    Attributes:
+        address: the remote IP address (without port).
+        port: the remote port.
+        family: ``socket.AF_INET`` or ``socket.AF_INET6``.
+        start: offset from the start of `connect`, in seconds.
+        duration: how long the attempt ran until its outcome; ``None`` while
+            running.
+        outcome: ``"connected"``, ``"failed"``, ``"abandoned"`` (another
+            address won) or ``"timed out"`` (the deadline ran out), or
+            ``"pending"``.
+        error: the attempt's own error (an `InetError`) when it failed.
+    """
+
+    __slots__ = ("address", "duration", "error", "family", "outcome", "port", "start")
+    __match_args__ = ("address", "port", "family", "start", "duration", "outcome", "error")
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value: unhashable
 
     address: str
-    """The remote IP address (without port)."""
     port: int
     family: int
     start: float
-    """Offset from the start of `connect`, in seconds."""
-    duration: float | None = None
-    """How long the attempt ran until its outcome; ``None`` while running."""
-    outcome: str = "pending"
-    """``"connected"``, ``"failed"``, ``"abandoned"`` (another address won) or
-    ``"timed out"`` (the deadline ran out), or ``"pending"``."""
-    error: BaseException | None = None
-    """The attempt's own error (an `InetError`) when it failed."""
+    duration: float | None
+    outcome: str
+    error: BaseException | None
+
+    def __init__(
+        self,
+        address: str,
+        port: int,
+        family: int,
+        start: float,
+        duration: float | None = None,
+        outcome: str = "pending",
+        error: BaseException | None = None,
+    ) -> None:
+        self.address = address
+        self.port = port
+        self.family = family
+        self.start = start
+        self.duration = duration
+        self.outcome = outcome
+        self.error = error
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.address, self.port, self.family, self.start, self.duration, self.outcome, self.error)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__qualname__}(address={self.address!r}, port={self.port!r}, "
+            f"family={self.family!r}, start={self.start!r}, duration={self.duration!r}, "
+            f"outcome={self.outcome!r}, error={self.error!r})"
+        )
 
     def describe(self) -> str:
+        """One line: where, when it started, how it ended and after how long."""
         where = f"[{self.address}]:{self.port}" if ":" in self.address else f"{self.address}:{self.port}"
         took = "" if self.duration is None else f" after {self.duration * 1000:.1f} ms"
         detail = f": {self.error}" if self.error is not None else ""
         return f"{where} started at +{self.start * 1000:.1f} ms, {self.outcome}{took}{detail}"
 
 
-@dataclass(slots=True)
 class ConnectTrace:
-    """The record of one `connect`: resolution, attempts, TLS, STARTTLS."""
+    """The record of one `connect`: resolution, attempts, TLS, STARTTLS.
+
+    Attributes:
+        host: the normalized host name or IP literal connected to.
+        port: the port number.
+        resolution: the `Resolution`, once the lookup is done.
+        attempts: one `Attempt` per address tried, in the order they started.
+        tls_handshake: seconds spent in the TLS handshake, when there was one.
+        starttls: seconds spent in the STARTTLS dialog, when there was one.
+        total: seconds from the call to the connected (or failed) handle.
+    """
+
+    __slots__ = ("attempts", "host", "port", "resolution", "starttls", "tls_handshake", "total")
+    __match_args__ = ("host", "port", "resolution", "attempts", "tls_handshake", "starttls", "total")
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value: unhashable
 
     host: str
     port: int
-    resolution: Resolution | None = None
-    attempts: list[Attempt] = field(default_factory=list)
-    tls_handshake: float | None = None
-    """Seconds spent in the TLS handshake, when there was one."""
-    starttls: float | None = None
-    """Seconds spent in the STARTTLS dialog, when there was one."""
-    total: float | None = None
-    """Seconds from the call to the connected (or failed) handle."""
+    resolution: Resolution | None
+    attempts: list[Attempt]
+    tls_handshake: float | None
+    starttls: float | None
+    total: float | None
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        resolution: Resolution | None = None,
+        attempts: list[Attempt] | None = None,
+        tls_handshake: float | None = None,
+        starttls: float | None = None,
+        total: float | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.resolution = resolution
+        # A fresh list per trace when none is given (the dataclass's default_factory).
+        self.attempts = [] if attempts is None else attempts
+        self.tls_handshake = tls_handshake
+        self.starttls = starttls
+        self.total = total
+
+    def _fields(self) -> tuple[object, ...]:
+        return (
+            self.host,
+            self.port,
+            self.resolution,
+            self.attempts,
+            self.tls_handshake,
+            self.starttls,
+            self.total,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__qualname__}(host={self.host!r}, port={self.port!r}, "
+            f"resolution={self.resolution!r}, attempts={self.attempts!r}, "
+            f"tls_handshake={self.tls_handshake!r}, starttls={self.starttls!r}, total={self.total!r})"
+        )
 
     def format(self) -> str:
         """A human-readable multi-line summary (what ``inetkit probe`` prints)."""
