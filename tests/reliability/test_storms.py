@@ -14,9 +14,10 @@ from __future__ import annotations
 import contextlib
 import random
 import socket
+import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -35,6 +36,7 @@ from inetkit import (
 )
 
 from .conftest import Measure
+from .peers import peer
 
 #: Black-holed addresses for one name.
 STORM_SIZE = 50
@@ -162,57 +164,75 @@ def run_threads(targets: list[threading.Thread]) -> None:
     assert not alive, f"deadlock: {alive} still running after {JOIN_LIMIT} s"
 
 
-def test_thirty_two_threads_on_one_free_threaded_handle_while_another_closes_it(measure: Measure) -> None:
+def echo(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := sock.recv(65536):
+            sock.sendall(data)
+
+
+def tls_echo(context: ssl.SSLContext) -> Callable[[socket.socket], None]:
+    def handler(sock: socket.socket) -> None:
+        with contextlib.suppress(OSError, ssl.SSLError), context.wrap_socket(sock, server_side=True) as tls:
+            echo(tls)
+
+    return handler
+
+
+@pytest.mark.parametrize("secure", [False, True], ids=["plain", "TLS"])
+def test_thirty_two_threads_on_one_free_threaded_handle_while_another_closes_it(
+    secure: bool, pki: Any, measure: Measure
+) -> None:
     unexpected: list[BaseException] = []
     codes: set[str] = set()
-    with measure(
-        f"{HANDLE_THREADS} threads on one FREETHREAD handle + close", "random I/O, then close()"
-    ) as case:
-        server = Server("127.0.0.1", echo_handler)
-        try:
-            conn = inetkit.connect("127.0.0.1", server.port, timeout=5, options=Option.FREETHREAD)
-            start = threading.Barrier(HANDLE_THREADS + 1)
+    kind = "TLS" if secure else "plain"
+    handler = tls_echo(pki.servers["valid"].context()) if secure else echo
+    with (
+        measure(
+            f"{HANDLE_THREADS} threads on one {kind} FREETHREAD handle + close", "random I/O, then close()"
+        ) as case,
+        peer(handler) as port,
+    ):
+        options = Option.FREETHREAD | (Option.SECURE if secure else Option.NONE)
+        creds = SecurityCredentials(ca_file=pki.ca_file) if secure else None
+        conn = inetkit.connect("localhost", port, timeout=5, options=options, credentials=creds)
+        start = threading.Barrier(HANDLE_THREADS + 1)
 
-            def worker(seed: int) -> None:
-                rng = random.Random(seed)
-                start.wait(JOIN_LIMIT)
-                for _ in range(10_000):  # bounded; the close ends it long before
-                    try:
-                        action = rng.randrange(5)
-                        if action == 0:
-                            conn.write(b"x" * rng.randrange(1, 4096))
-                        elif action == 1:
-                            conn.timeout = 0.05
-                            conn.read(rng.randrange(1, 8192))
-                        elif action == 2:
-                            conn.is_readable(0.01)
-                        elif action == 3:
-                            conn.is_writable(0.01)
-                        else:
-                            conn.read_line(64)
-                    except InetError as exc:
-                        codes.add(exc.code.name)
-                        if exc.code is ErrorCode.HANDLE_CLOSED:
-                            return
-                    except BaseException as exc:
-                        unexpected.append(exc)
+        def worker(seed: int) -> None:
+            rng = random.Random(seed)
+            start.wait(JOIN_LIMIT)
+            for _ in range(10_000):  # bounded; the close ends it long before
+                try:
+                    action = rng.randrange(5)
+                    if action == 0:
+                        conn.write(b"x" * rng.randrange(1, 4096))
+                    elif action == 1:
+                        conn.timeout = 0.05
+                        conn.read(rng.randrange(1, 8192))
+                    elif action == 2:
+                        conn.is_readable(0.01)
+                    elif action == 3:
+                        conn.is_writable(0.01)
+                    else:
+                        conn.read_line(64)
+                except InetError as exc:
+                    codes.add(exc.code.name)
+                    if exc.code is ErrorCode.HANDLE_CLOSED:
                         return
+                except BaseException as exc:
+                    unexpected.append(exc)
+                    return
 
-            threads = [
-                threading.Thread(target=worker, args=(i,), name=f"io-{i}") for i in range(HANDLE_THREADS)
-            ]
+        threads = [threading.Thread(target=worker, args=(i,), name=f"io-{i}") for i in range(HANDLE_THREADS)]
 
-            def closer() -> None:
-                start.wait(JOIN_LIMIT)
-                time.sleep(0.3)
-                started = time.monotonic()
-                conn.close()
-                case.saw(time.monotonic() - started)
+        def closer() -> None:
+            start.wait(JOIN_LIMIT)
+            time.sleep(0.3)
+            started = time.monotonic()
+            conn.close()
+            case.saw(time.monotonic() - started)
 
-            run_threads([*threads, threading.Thread(target=closer, name="closer")])
-            assert conn.closed
-        finally:
-            server.close()
+        run_threads([*threads, threading.Thread(target=closer, name="closer")])
+        assert conn.closed
     assert not unexpected, unexpected
     assert "HANDLE_CLOSED" in codes
     case.outcome = f"only InetError ({', '.join(sorted(codes))}); all threads joined"
@@ -267,13 +287,34 @@ def test_sixteen_threads_of_plain_and_tls_connect_close_cycles(pki: Any, measure
     case.outcome = f"{done[0]} cycles, all succeeded"
 
 
-def test_cancel_storms_on_a_blocked_read(measure: Measure) -> None:
+@pytest.mark.parametrize("secure", [False, True], ids=["plain", "TLS"])
+def test_cancel_storms_on_a_blocked_read(secure: bool, pki: Any, measure: Measure) -> None:
     unexpected: list[BaseException] = []
     cancelled = [0]
-    with measure(f"cancel storm: {CANCEL_THREADS} x {CANCELS_PER_THREAD} cancel()", "blocked read") as case:
-        with socket.create_server(("127.0.0.1", 0)) as listener:
-            conn = inetkit.connect("127.0.0.1", listener.getsockname()[1], timeout=None)
-            peer, _ = listener.accept()
+    kind = "TLS" if secure else "plain"
+    send_now = threading.Event()
+    context = pki.servers["valid"].context()
+
+    def handler(sock: socket.socket) -> None:
+        stream: socket.socket = context.wrap_socket(sock, server_side=True) if secure else sock
+        try:
+            send_now.wait(JOIN_LIMIT)
+            stream.sendall(b"after the storm")
+            stream.recv(1)  # until the client closes
+        finally:
+            if stream is not sock:
+                stream.close()
+
+    with (
+        measure(
+            f"cancel storm on a {kind} read: {CANCEL_THREADS} x {CANCELS_PER_THREAD}", "cancel()"
+        ) as case,
+        peer(handler) as port,
+    ):
+        options = Option.SECURE if secure else Option.NONE
+        creds = SecurityCredentials(ca_file=pki.ca_file) if secure else None
+        conn = inetkit.connect("localhost", port, timeout=5, options=options, credentials=creds)
+        conn.timeout = None
         stop = threading.Event()
         result: list[bytes] = []
 
@@ -281,7 +322,7 @@ def test_cancel_storms_on_a_blocked_read(measure: Measure) -> None:
             conn.attach_thread()
             while not stop.is_set():
                 try:
-                    data = conn.read(100)
+                    data = conn.read_exactly(15)
                 except CancelledError:
                     cancelled[0] += 1
                     continue
@@ -305,12 +346,12 @@ def test_cancel_storms_on_a_blocked_read(measure: Measure) -> None:
                 [threading.Thread(target=canceller, name=f"cancel-{i}") for i in range(CANCEL_THREADS)]
             )
             case.saw(time.monotonic() - started)
-            peer.sendall(b"after the storm")
+            send_now.set()
             reading.join(JOIN_LIMIT)
             stop.set()
             assert not reading.is_alive(), "the reader is stuck"
         finally:
-            peer.close()
+            send_now.set()
             conn.attach_thread()
             conn.close()
     assert not unexpected, unexpected
