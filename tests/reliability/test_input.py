@@ -10,6 +10,7 @@ deadlines) and hold every outcome to the documented set.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import ssl
@@ -241,7 +242,9 @@ host_text = st.one_of(
     st.text(alphabet=st.characters(codec="ascii"), max_size=300),
     st.lists(st.text(alphabet="ab-_0.", max_size=70), max_size=130).map(".".join),
     st.from_regex(r"\A[a-z0-9.\-]{0,80}\Z"),
-    st.ip_addresses().map(str),
+    # IP literals skip the resolver and are dialled as they are: loopback only.
+    st.ip_addresses(network="127.0.0.0/8").map(str),
+    st.just("::1"),
 )
 port_values = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70),
@@ -252,15 +255,42 @@ port_values = st.one_of(
 )
 
 
+def stays_on_loopback(host: str) -> bool:
+    """False for text that connect would take as an IP literal outside 127.0.0.0/8 and ::1.
+
+    Names go to the recording resolver (127.0.0.1); only literals are dialled
+    as they are, so only they could send a packet off this machine.
+    """
+    try:
+        name = inetkit.normalize_host_name(host)
+    except (InvalidArgumentError, TypeError):
+        return True  # refused before any I/O
+    try:
+        address = ipaddress.ip_address(name.partition("%")[0])
+    except ValueError:
+        return True  # a name
+    return address.is_loopback and not (isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped)
+
+
+def test_the_loopback_guard_recognises_literals() -> None:
+    assert stays_on_loopback("127.0.0.1") and stays_on_loopback("[::1]") and stays_on_loopback("name.test")
+    assert not stays_on_loopback("192.0.2.1")
+    assert not stays_on_loopback("::ffff:192.0.2.1")
+    assert not stays_on_loopback("\u2467.\u2467.\u2467.\u2467")  # becomes 8.8.8.8
+    assert not stays_on_loopback("0.0.0.0")
+
+
 @PROPERTY
 @given(host=host_text, port=port_values)
 def test_connect_arguments_raise_only_documented_errors(host: str, port: object) -> None:
     """connect refuses or connects; it never raises anything else, and a refusal opens nothing."""
+    if not stays_on_loopback(host):
+        return  # an IP literal elsewhere would be dialled: never leave this machine
     resolver = RecordingResolver()
     before = open_fds()
     try:
-        # Port 9 (discard) on loopback: nothing listens, so a valid name is refused
-        # at once by the kernel; a refused argument never reaches the resolver.
+        # Names resolve to 127.0.0.1 (the recording resolver); a refused argument
+        # never reaches the resolver.
         conn = inetkit.connect(host, port, timeout=1, resolver=resolver)  # type: ignore[arg-type]
     except (InvalidArgumentError, TypeError):
         assert resolver.calls == []
