@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from conftest import open_fds, silent_listener
@@ -288,3 +289,49 @@ def test_is_readable_false_is_a_type_error() -> None:
     with silent_listener(2) as port, inetkit.connect("127.0.0.1", port, timeout=5) as conn:
         with pytest.raises(TypeError):
             conn.is_readable(False)
+
+
+def test_the_resolver_wait_runs_in_rounds_no_longer_than_timeout_max() -> None:
+    """``_wait_until`` with a stand-in wait: every round's timeout fits, and rounds go on."""
+    from inetkit._resolver import _wait_until
+
+    asked: list[float] = []
+
+    def wait(timeout: float) -> bool:
+        asked.append(timeout)
+        return len(asked) == 3  # "set" on the third round
+
+    assert _wait_until(wait, time.monotonic() + 1e308)
+    assert asked == [threading.TIMEOUT_MAX] * 3
+
+    asked.clear()
+    assert not _wait_until(lambda timeout: asked.append(timeout) or False, time.monotonic() - 1)
+    assert asked == [0.0]  # a past deadline still looks once
+
+
+@pytest.mark.parametrize("timeout", [t for t in HUGE_TIMEOUTS if t < 1e300], ids=short)
+def test_a_secure_connect_with_a_huge_timeout(timeout: float, pki: Any, measure: Measure) -> None:
+    """Implicit TLS under a huge connect deadline: the handshake waits (server answers late)."""
+    from .peers import peer
+
+    context = pki.servers["valid"].context()
+
+    def handler(sock: socket.socket) -> None:
+        time.sleep(ANSWER_DELAY)
+        with contextlib.suppress(OSError, ssl.SSLError), context.wrap_socket(sock, server_side=True) as tls:
+            tls.sendall(tls.recv(100))
+
+    with measure(
+        f"TLS connect timeout {short(timeout)} s", "connect(SECURE), server answers after 50 ms"
+    ) as case:
+        with peer(handler) as port:
+            creds = inetkit.SecurityCredentials(ca_file=pki.ca_file)
+            with (
+                case.timed(),
+                inetkit.connect(
+                    "localhost", port, timeout=timeout, options=Option.SECURE, credentials=creds
+                ) as conn,
+            ):
+                conn.write(b"hello")
+                assert conn.read_exactly(5) == b"hello"
+        case.outcome = "connects"
