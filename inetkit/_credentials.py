@@ -120,10 +120,7 @@ def _check_path_or_bytes(name: str, value: object) -> StrPath | bytes | None:
         path = os.fspath(value)
         if not isinstance(path, str):
             raise TypeError(f"SecurityCredentials.{name} must be a str path, os.PathLike[str] or bytes")
-        if not path:
-            raise InvalidArgumentError(
-                f"SecurityCredentials.{name} is an empty path", ErrorCode.INVALID_ARGUMENT
-            )
+        _check_path_text(name, path)
         if "-----BEGIN" in path:
             raise InvalidArgumentError(
                 f"SecurityCredentials.{name} looks like PEM text, but a str is taken as a file path; "
@@ -134,6 +131,24 @@ def _check_path_or_bytes(name: str, value: object) -> StrPath | bytes | None:
     raise TypeError(
         f"SecurityCredentials.{name} must be a path (str or os.PathLike) or bytes, not {type(value).__name__}"
     )
+
+
+def _check_path_text(name: str, path: str) -> None:
+    """Refuse a path no file can have, here rather than as a bare error from ``os.stat`` at connect."""
+    if not path:
+        raise InvalidArgumentError(f"SecurityCredentials.{name} is an empty path", ErrorCode.INVALID_ARGUMENT)
+    if "\0" in path:
+        raise InvalidArgumentError(
+            f"SecurityCredentials.{name} contains a NUL character, which no file path can hold: {path!r}",
+            ErrorCode.INVALID_ARGUMENT,
+        )
+    try:
+        os.fsencode(path)
+    except UnicodeEncodeError as exc:
+        raise InvalidArgumentError(
+            f"SecurityCredentials.{name} cannot be encoded as a file name ({exc.reason}): {path!r}",
+            ErrorCode.INVALID_ARGUMENT,
+        ) from None
 
 
 def _check_str_list(name: str, value: object) -> tuple[str, ...] | None:
@@ -174,9 +189,40 @@ def _check_pin(pin: str) -> None:
 @functools.lru_cache(maxsize=64)
 def _cipher_problem(ciphers: str) -> str | None:
     """Why OpenSSL refuses a cipher string, or None (cached: the check builds a context)."""
+    # OpenSSL cipher strings are ASCII; the C API cannot take a NUL, and a
+    # lone surrogate cannot even be encoded (ValueError / UnicodeEncodeError
+    # from set_ciphers otherwise).
+    if "\0" in ciphers:
+        return "it contains a NUL character"
+    if not ciphers.isascii():
+        return "it is not ASCII"
     try:
         ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).set_ciphers(ciphers)
     except ssl.SSLError as exc:
+        return getattr(exc, "reason", None) or str(exc)
+    return None
+
+
+def _ca_data_text(ca_data: str | bytes) -> str | bytes:
+    """``ca_data`` in the form `ssl.SSLContext.load_verify_locations` takes: PEM as str, DER as bytes."""
+    if isinstance(ca_data, bytes) and b"-----BEGIN" in ca_data:
+        return ca_data.decode("ascii")  # checked to be ASCII when the credentials were made
+    return ca_data
+
+
+@functools.lru_cache(maxsize=64)
+def _ca_data_problem(ca_data: str | bytes) -> str | None:
+    """Why OpenSSL cannot load ``ca_data`` as trust anchors, or None (cached: the check builds a context).
+
+    PEM must be ASCII (``ssl`` raises TypeError for anything else); the rest
+    is what OpenSSL says when it parses the certificates.
+    """
+    pem = ca_data if isinstance(ca_data, str) else ca_data if b"-----BEGIN" in ca_data else None
+    if pem is not None and not pem.isascii():
+        return "PEM text must be ASCII"
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=_ca_data_text(ca_data))
+    except (ssl.SSLError, ValueError, TypeError) as exc:
         return getattr(exc, "reason", None) or str(exc)
     return None
 
@@ -273,10 +319,7 @@ class SecurityCredentials:
                     "SecurityCredentials.ca_file must be a path (str or os.PathLike[str]), "
                     f"not {type(self.ca_file).__name__}"
                 )
-            if not os.fspath(self.ca_file):
-                raise InvalidArgumentError(
-                    "SecurityCredentials.ca_file is an empty path", ErrorCode.INVALID_ARGUMENT
-                )
+            _check_path_text("ca_file", os.fspath(self.ca_file))
         ca_data: object = self.ca_data
         if ca_data is not None:
             if isinstance(ca_data, bytearray | memoryview):
@@ -289,6 +332,13 @@ class SecurityCredentials:
                 )
             if not ca_data:
                 raise InvalidArgumentError("SecurityCredentials.ca_data is empty", ErrorCode.INVALID_ARGUMENT)
+            problem = _ca_data_problem(ca_data)
+            if problem is not None:
+                raise SecurityError(
+                    f"SecurityCredentials.ca_data holds no usable trust anchor: {problem} "
+                    "(it must be PEM text or DER bytes of CA certificates)",
+                    ErrorCode.INVALID_CREDENTIALS,
+                )
         alpn = _check_str_list("alpn_protocols", self.alpn_protocols)
         for proto in alpn or ():
             if not proto or not proto.isascii() or len(proto) > ALPN_MAX_LENGTH:

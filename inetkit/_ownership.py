@@ -52,6 +52,15 @@ _POLLIN = select.POLLIN
 _POLLOUT = select.POLLOUT
 _POLL_WAKE = select.POLLIN | select.POLLERR | select.POLLHUP
 
+#: Longest single poll() wait in milliseconds: poll takes a C int, so a
+#: larger timeout (any deadline beyond ~24.8 days) would raise OverflowError.
+#: A longer deadline is waited for in several rounds.
+MAX_POLL_MS = 2**31 - 1
+_MAX_POLL_SECONDS = MAX_POLL_MS / 1000
+#: Longest single lock wait in seconds (`threading.Lock.acquire` refuses more
+#: with OverflowError); a longer deadline is waited for in several rounds.
+MAX_LOCK_WAIT = threading.TIMEOUT_MAX
+
 _get_ident = threading.get_ident
 
 
@@ -122,12 +131,17 @@ class Guard:
         elif deadline is None:
             lock.acquire()
         else:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not lock.acquire(timeout=remaining):
-                raise InetTimeoutError(
-                    f"{self.describe}: timed out waiting for another thread's call on this handle",
-                    ErrorCode.TIMED_OUT,
-                )
+            # Bounded: each round waits until the deadline or MAX_LOCK_WAIT,
+            # whichever is sooner, so a huge timeout never overflows.
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise InetTimeoutError(
+                        f"{self.describe}: timed out waiting for another thread's call on this handle",
+                        ErrorCode.TIMED_OUT,
+                    )
+                if lock.acquire(timeout=min(remaining, MAX_LOCK_WAIT)):
+                    break
         if self.closing or self.closed:
             lock.release()
             raise self.closed_error()
@@ -300,8 +314,11 @@ class Waiter:
             if deadline is None:
                 timeout_ms = None
             else:
-                # Round up: poll() with a truncated timeout would wake early and spin.
-                timeout_ms = max(0, math.ceil((deadline - time.monotonic()) * 1000))
+                # Round up: poll() with a truncated timeout would wake early and
+                # spin. Clamp: poll() takes a C int; a far deadline takes rounds.
+                # (the clamp comes before "* 1000": 1e308 * 1000 is inf).
+                remaining = min(deadline - time.monotonic(), _MAX_POLL_SECONDS)
+                timeout_ms = min(MAX_POLL_MS, max(0, math.ceil(remaining * 1000)))
             try:
                 events = poll.poll(timeout_ms)
             except InterruptedError:  # pragma: no cover - PEP 475 retries for us

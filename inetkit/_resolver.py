@@ -101,6 +101,10 @@ SYSTEM_HOSTS_FILE: Final = _system_hosts_path()
 #: (still under their deadline).
 MAX_LOOKUP_THREADS: Final = 64
 
+#: Longest single lock or event wait (`threading` refuses more); a later
+#: deadline is waited for in several rounds.
+_MAX_WAIT: Final = threading.TIMEOUT_MAX
+
 #: Hosts files remembered by the parse cache (the system file plus a few
 #: alternate ones); the least recently parsed is dropped first.
 HOSTS_CACHE_SIZE: Final = 16
@@ -295,6 +299,23 @@ def _lookup_timed_out(host: str, what: str) -> InetTimeoutError:
     )
 
 
+def _wait_until(wait: Callable[..., bool], deadline: float) -> bool:
+    """Call ``wait(timeout=...)`` until it returns True or ``deadline`` passes.
+
+    Lock and event waits refuse a timeout above `threading.TIMEOUT_MAX` with
+    OverflowError, and every finite connect timeout is accepted (even
+    ``1e308``), so a far deadline is waited for in rounds of at most that
+    long. The first round always happens, so a deadline that has just
+    passed still takes an answer that is already there.
+    """
+    while True:
+        remaining = max(0.0, deadline - time.monotonic())
+        if wait(timeout=min(remaining, _MAX_WAIT)):
+            return True
+        if remaining <= _MAX_WAIT:
+            return False
+
+
 def run_until(deadline: float, host: str, what: str, call: Callable[[], _T]) -> _T:
     """Run ``call`` in a daemon helper thread and wait for it until ``deadline``.
 
@@ -302,8 +323,7 @@ def run_until(deadline: float, host: str, what: str, call: Callable[[], _T]) -> 
     dropped when it arrives) and `InetTimeoutError` naming ``host`` is raised.
     An exception raised by ``call`` is re-raised in the caller.
     """
-    remaining = deadline - time.monotonic()
-    if remaining <= 0 or not _lookup_slots.acquire(timeout=remaining):
+    if deadline <= time.monotonic() or not _wait_until(_lookup_slots.acquire, deadline):
         raise _lookup_timed_out(host, what)
     outcome = _Outcome()
 
@@ -322,7 +342,7 @@ def run_until(deadline: float, host: str, what: str, call: Callable[[], _T]) -> 
     except BaseException:
         _lookup_slots.release()
         raise
-    if not outcome.done.wait(max(0.0, deadline - time.monotonic())):
+    if not _wait_until(outcome.done.wait, deadline):
         logger.debug("resolving %s: %s abandoned at the deadline", host, what)
         raise _lookup_timed_out(host, what)
     if outcome.error is not None:

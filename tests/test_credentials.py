@@ -65,15 +65,16 @@ def test_list_fields_become_tuples_so_the_value_is_hashable() -> None:
     assert {creds: 1}[SecurityCredentials(alpn_protocols=["h2", "http/1.1"], pinned_public_keys=[pin])] == 1
 
 
-def test_bytes_like_values_are_stored_as_bytes() -> None:
+def test_bytes_like_values_are_stored_as_bytes(pki: certs.PKI) -> None:
+    ca = pki.root.cert_pem
     creds = SecurityCredentials(
         cert_store=bytearray(b"xyz"),  # type: ignore[arg-type]
         password=bytearray(b"pw"),  # type: ignore[arg-type]
-        ca_data=memoryview(b"c"),  # type: ignore[arg-type]
+        ca_data=memoryview(ca),  # type: ignore[arg-type]
     )
     assert creds.cert_store == b"xyz"
     assert creds.password == b"pw"
-    assert creds.ca_data == b"c"
+    assert creds.ca_data == ca
     hash(creds)
 
 
@@ -165,18 +166,19 @@ def test_version_bounds_accept_the_special_values() -> None:
         SecurityCredentials(min_version=ssl.TLSVersion.MAXIMUM_SUPPORTED, max_version=ssl.TLSVersion.TLSv1_3)
 
 
-def test_repr_never_shows_secrets() -> None:
+def test_repr_never_shows_secrets(pki: certs.PKI) -> None:
     key = b"-----BEGIN PRIVATE KEY-----\nSECRETKEYBYTES\n-----END PRIVATE KEY-----\n"
+    ca = pki.root.cert_pem.decode()
     creds = SecurityCredentials(
         cert_store=b"STOREBYTES" * 10,
         password="hunter2-password",
         private_key=key,
-        ca_data="-----BEGIN CERTIFICATE-----\nCADATA\n-----END CERTIFICATE-----\n",
+        ca_data=ca,
         min_version=ssl.TLSVersion.TLSv1_2,
         alpn_protocols=["h2"],
     )
     text = repr(creds)
-    for secret in ("hunter2", "SECRETKEYBYTES", "STOREBYTES", "CADATA"):
+    for secret in ("hunter2", "SECRETKEYBYTES", "STOREBYTES", ca.splitlines()[1]):
         assert secret not in text
     assert "password=<hidden>" in text
     assert "cert_store=<100 bytes>" in text
@@ -261,9 +263,9 @@ def test_der_certificate_with_separate_key(pki: certs.PKI) -> None:
     assert identity.chain == ()
 
 
-def test_no_identity_without_cert_store() -> None:
+def test_no_identity_without_cert_store(pki: certs.PKI) -> None:
     assert load_identity(None) is None
-    assert load_identity(SecurityCredentials(ca_data="x")) is None
+    assert load_identity(SecurityCredentials(ca_data=pki.root.cert_pem)) is None
 
 
 def _fails(creds: SecurityCredentials, code: ErrorCode = ErrorCode.INVALID_CREDENTIALS) -> SecurityError:
