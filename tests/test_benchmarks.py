@@ -1,42 +1,138 @@
-"""The benchmark script runs and reports every case (its figures are not judged here)."""
+"""The benchmark script runs and reports every row (its figures are not judged here)."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
 
-CASES = (
+ROWS = (
     "connect+close 127.0.0.1",
     "bulk send (write vs sendall)",
     "bulk receive (read_into vs recv_into)",
+    "read_line plain (vs makefile readline)",
+    "for line in conn plain (vs makefile)",
+    "read_line tls (vs SSLSocket makefile)",
     "tls full handshake localhost",
     "tls resumed vs full localhost",
+    "tls resumed vs stdlib full localhost",
     "tls full handshake 127.0.0.1",
     "tls resumed vs full 127.0.0.1",
     "tls bulk send (free-threaded handle)",
     "tls bulk receive (free-threaded)",
+    "tls idle handle rss (owner thread)",
+    "tls idle handle rss (FREETHREAD)",
+    "tls connects, 32 threads: time",
+    "tls connects, 32 threads: rss per conn",
+    "import inetkit vs import socket, ssl",
 )
+#: The reference printed after the TLS bulk rows (a figure or a reason to skip it).
+REFERENCE = "openssl speed aes-128-gcm 16 KiB"
+#: Width of the name column in the text report.
+NAME_WIDTH = 40
 
-RATIO = re.compile(r"ratio (\d+\.\d{3}) \(of medians (\d+\.\d{3})\)  target (<=|>=) (\d+\.\d+)$")
+RATIO = re.compile(r"ratio (\d+\.\d{3}|inf) \(of medians (\d+\.\d{3}|inf)\)  target (<=|>=) (\d+\.\d+)$")
+ROW_KEYS = {
+    "name",
+    "inetkit",
+    "stdlib",
+    "unit",
+    "ratio",
+    "ratio_of_medians",
+    "target",
+    "met",
+    "rounds",
+    "labels",
+}
 
 
-def test_quick_run_reports_every_case_as_a_ratio() -> None:
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], dict[str, Any], str]:
+    """One ``--quick`` run with JSON and Markdown to files: its text lines, JSON and table."""
+    out = tmp_path_factory.mktemp("bench")
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick"], capture_output=True, text=True, timeout=120, check=False
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--quick",
+            "--json",
+            str(out / "rows.json"),
+            "--markdown",
+            str(out / "table.md"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    data = json.loads((out / "rows.json").read_text(encoding="utf-8"))
+    return result.stdout.splitlines(), data, (out / "table.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_quick_run_reports_every_row_as_a_ratio(quick_run: tuple[list[str], dict[str, Any], str]) -> None:
+    lines, _, _ = quick_run
     assert lines[0].startswith("inetkit ")
-    body = lines[1:]
-    assert [line[:38].rstrip() for line in body] == list(CASES)
-    for line in body:
+    rows = [line for line in lines[1:] if REFERENCE not in line]
+    assert [line[:NAME_WIDTH].rstrip() for line in rows] == list(ROWS)
+    for line in rows:
         match = RATIO.search(line)
         assert match is not None, line
         assert float(match.group(1)) > 0 and float(match.group(2)) > 0
+    (reference,) = [line for line in lines if REFERENCE in line]
+    # Right after the TLS bulk rows: a figure in MB/s, or why it was skipped.
+    (bulk,) = [line for line in lines if line.startswith("tls bulk receive")]
+    assert lines.index(reference) == lines.index(bulk) + 1
+    assert re.search(r"\d+ MB/s|skipped: ", reference), reference
+
+
+@pytest.mark.slow
+def test_json_has_every_row_and_key(quick_run: tuple[list[str], dict[str, Any], str]) -> None:
+    _, data, _ = quick_run
+    assert data["quick"] is True
+    assert {"inetkit", "python", "openssl"} <= data.keys()
+    assert [row["name"] for row in data["rows"]] == list(ROWS)
+    for row in data["rows"]:
+        assert set(row) == ROW_KEYS, row["name"]
+        assert isinstance(row["met"], bool)
+        assert row["rounds"] >= 2
+        assert row["inetkit"] >= 0 and row["stdlib"] >= 0
+        op, value = row["target"].split()
+        assert op in ("<=", ">=") and float(value) > 0
+        assert row["met"] == (row["ratio"] <= float(value) if op == "<=" else row["ratio"] >= float(value))
+    (reference,) = data["references"]
+    assert reference["name"].strip() == REFERENCE and reference["unit"] == "MB/s"
+    assert reference["figure"] is None or reference["figure"] > 0
+
+
+@pytest.mark.slow
+def test_markdown_table_has_every_row(quick_run: tuple[list[str], dict[str, Any], str]) -> None:
+    _, _, table = quick_run
+    lines = table.splitlines()
+    assert lines[0].startswith("| row |")
+    assert [line.split(" | ")[0].removeprefix("| ") for line in lines[2 : 2 + len(ROWS)]] == list(ROWS)
+
+
+def test_json_to_stdout_keeps_the_text_report_on_stderr() -> None:
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--only", "connect", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert [row["name"] for row in data["rows"]] == ["connect+close 127.0.0.1"]
+    assert "connect+close 127.0.0.1" in result.stderr
 
 
 def test_unknown_case_is_refused() -> None:
