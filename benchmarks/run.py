@@ -386,6 +386,8 @@ class Result:
             "met": self.met(),
             "rounds": len(self.pairs.first),
             "labels": list(self.labels),
+            # Every round's figure, baseline then inetkit, in the order taken.
+            "figures": {"baseline": self.pairs.first, "inetkit": self.pairs.second},
         }
 
 

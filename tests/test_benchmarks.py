@@ -50,6 +50,7 @@ ROW_KEYS = {
     "met",
     "rounds",
     "labels",
+    "figures",
 }
 
 
@@ -104,6 +105,7 @@ def test_json_has_every_row_and_key(quick_run: tuple[list[str], dict[str, Any], 
         assert set(row) == ROW_KEYS, row["name"]
         assert isinstance(row["met"], bool)
         assert row["rounds"] >= 2
+        assert len(row["figures"]["baseline"]) == len(row["figures"]["inetkit"]) == row["rounds"]
         assert row["inetkit"] >= 0 and row["stdlib"] >= 0
         op, value = row["target"].split()
         assert op in ("<=", ">=") and float(value) > 0
