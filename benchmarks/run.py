@@ -882,9 +882,29 @@ def run_child(spec: dict[str, Any]) -> dict[str, float]:
     return figures
 
 
+#: Descriptors one held handle may cost the client (its socket, a wake-up
+#: descriptor pair) plus slack; the server holds one per connection.
+FDS_PER_HANDLE = 4
+#: Descriptors left for everything else in a process (the interpreter, pipes, listeners).
+FD_RESERVE = 64
+
+
+def handles_within_fd_limit(count: int) -> int:
+    """``count``, or fewer when the hard RLIMIT_NOFILE cannot hold that many handles (said on stderr)."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY or count * FDS_PER_HANDLE + FD_RESERVE <= hard:
+        return count
+    fitting = max(1, (hard - FD_RESERVE) // FDS_PER_HANDLE)
+    print(
+        f"note: the hard open-files limit is {hard} (ulimit -Hn); holding {fitting} handles, not {count}",
+        file=sys.stderr,
+    )
+    return fitting
+
+
 def bench_idle_rss(port: int, samples: int, count: int, ca_file: str) -> list[Result]:
     """RSS per idle TLS handle: stdlib, owner-thread and free-threaded handles, one process each."""
-    spec = {"kind": "idle", "port": port, "ca_file": ca_file, "count": count}
+    spec = {"kind": "idle", "port": port, "ca_file": ca_file, "count": handles_within_fd_limit(count)}
 
     def sample(side: str, freethread: bool = False) -> Callable[[], float]:
         return lambda: run_child({**spec, "side": side, "freethread": freethread})["rss"]
@@ -898,6 +918,7 @@ def bench_idle_rss(port: int, samples: int, count: int, ca_file: str) -> list[Re
 
 def bench_threads(port: int, samples: int, count: int, ca_file: str) -> list[Result]:
     """``count`` TLS connects from 32 threads in a fresh process per sample: time and RSS."""
+    count = handles_within_fd_limit(count)
     spec = {"kind": "threads", "port": port, "ca_file": ca_file, "count": count, "threads": CONNECT_THREADS}
 
     def sample(side: str) -> Callable[[], dict[str, float]]:
