@@ -1002,24 +1002,49 @@ CASES = (
 class Sizes:
     """How much each row measures: ``--quick`` is a smoke run, the default a real one."""
 
-    rounds: int
-    count: int
-    size: int
-    tls_rounds: int
-    tls_count: int
-    lines: int
-    process_samples: int
-    idle_handles: int
-    connects: int
-    import_samples: int
+    rounds: int  # alternating rounds of the in-process rows
+    count: int  # plain connects per round
+    size: int  # bytes per bulk round
+    tls_rounds: int  # rounds of the handshake rows
+    tls_count: int  # handshakes per round and side
+    lines: int  # lines per round of the line rows
+    process_samples: int  # fresh processes per side of the memory rows
+    idle_handles: int  # TLS handles each memory sample holds
+    connects: int  # connects of the 32-thread row
+    import_samples: int  # fresh processes per side of the import row
 
     @classmethod
     def pick(cls, quick: bool) -> Sizes:
         if quick:
-            # 200 idle handles: fewer grow the RSS by too few pages to divide.
-            return cls(3, 20, 4 << 20, 3, 3, 5000, 2, 200, 64, 3)
-        # 2,000 idle handles and 1,000 connects are the issues' figures.
-        return cls(31, 300, 64 << 20, 15, 30, 200_000, 4, 2000, 1000, 15)
+            # Tiny, only to show every row still works; 200 idle handles
+            # because fewer grow the RSS by too few pages to divide.
+            return cls(
+                rounds=3,
+                count=20,
+                size=4 << 20,
+                tls_rounds=3,
+                tls_count=3,
+                lines=5000,
+                process_samples=2,
+                idle_handles=200,
+                connects=64,
+                import_samples=3,
+            )
+        # 31 rounds: a few disturbed pairs cannot move the median. 200,000
+        # lines (16 MB) take about 0.05-0.5 s a round here. 2,000 idle handles and 1,000 connects are the issues' figures;
+        # 4 samples a side keep the fresh-process rows under a minute.
+        return cls(
+            rounds=31,
+            count=300,
+            size=64 << 20,
+            tls_rounds=15,
+            tls_count=30,
+            lines=200_000,
+            process_samples=4,
+            idle_handles=2000,
+            connects=1000,
+            import_samples=15,
+        )
 
 
 @dataclass
