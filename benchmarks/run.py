@@ -2,11 +2,12 @@
 
 Usage::
 
-    python3 benchmarks/run.py                 # full run (about three minutes on 2 cores)
+    python3 benchmarks/run.py                 # full run (3-4 minutes on 2 quiet cores)
     python3 benchmarks/run.py --quick         # every row at tiny sizes (the test suite uses it)
     python3 benchmarks/run.py --only lines,tls-connect
     python3 benchmarks/run.py --json out.json # every row as JSON too (``--json`` alone: stdout)
-    python3 benchmarks/run.py --markdown      # the table of docs/performance.md
+    python3 benchmarks/run.py --markdown      # the table of docs/performance.md, to stdout
+    python3 benchmarks/run.py --update-doc docs/performance.md   # ... or into that page
 
 Every row runs the standard-library version and the inetkit version in
 alternating rounds (ABBA...) against the same loopback server (a separate
@@ -1031,8 +1032,9 @@ class Sizes:
                 import_samples=3,
             )
         # 31 rounds: a few disturbed pairs cannot move the median. 200,000
-        # lines (16 MB) take about 0.05-0.5 s a round here. 2,000 idle handles and 1,000 connects are the issues' figures;
-        # 4 samples a side keep the fresh-process rows under a minute.
+        # lines (16 MB) take about 0.05-0.5 s a round here. 2,000 idle
+        # handles and 1,000 connects are the issues' figures; 4 samples a
+        # side keep the fresh-process rows under a minute.
         return cls(
             rounds=31,
             count=300,
@@ -1073,8 +1075,12 @@ class Report:
         }
 
     def markdown(self) -> str:
-        """The table of docs/performance.md."""
+        """The table of docs/performance.md, after a line naming what it was measured with."""
         lines = [
+            f"Measured with inetkit {self.header['inetkit']}, Python {self.header['python']}, "
+            f"{self.header['openssl']}, {self.header['cpus']} CPUs"
+            f"{' (a --quick run: the figures mean nothing)' if self.header['quick'] else ''}.",
+            "",
             "| row | baseline | inetkit | unit | ratio (paired median) | ratio of medians "
             "| target | met | rounds |",
             "|---|---:|---:|---|---:|---:|---|---|---:|",
@@ -1091,6 +1097,36 @@ class Report:
             figure = "skipped" if ref.figure is None else f"{ref.figure:.0f}"
             lines.append(f"| {ref.name.strip()} (reference) | | {figure} | {ref.unit} | | | | | |")
         return "\n".join(lines) + "\n"
+
+
+#: The lines between which ``--update-doc`` puts the table.
+TABLE_BEGINS = "<!-- the table below is written by benchmarks/run.py --update-doc -->"
+TABLE_ENDS = "<!-- the table above is written by benchmarks/run.py --update-doc -->"
+
+
+def split_doc(path: str) -> tuple[str, str]:
+    """The page at ``path`` before its table (through TABLE_BEGINS) and after it (from TABLE_ENDS).
+
+    Exits with a message when the page or its markers are missing: checked
+    before the run as well, so that a full run is not wasted on a typo.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        head, rest = text.split(TABLE_BEGINS + "\n", 1)
+        _, tail = rest.split(TABLE_ENDS, 1)
+    except OSError as exc:
+        raise SystemExit(f"--update-doc {path}: {exc.strerror}") from None
+    except ValueError:
+        raise SystemExit(
+            f"--update-doc {path}: the page lacks the lines {TABLE_BEGINS!r} and {TABLE_ENDS!r}"
+        ) from None
+    return head + TABLE_BEGINS + "\n", TABLE_ENDS + tail
+
+
+def update_doc(path: str, table: str) -> None:
+    """Replace the table between the markers of the page at ``path`` with ``table``."""
+    head, tail = split_doc(path)
+    Path(path).write_text(f"{head}\n{table}\n{tail}", encoding="utf-8")
 
 
 def _write(destination: str, text: str) -> None:
@@ -1118,6 +1154,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="PATH",
         help="write the Markdown table to PATH (- or none: stdout)",
     )
+    parser.add_argument(
+        "--update-doc",
+        metavar="PAGE",
+        help="put the Markdown table into PAGE between its table markers (docs/performance.md)",
+    )
     parser.add_argument("--child", metavar="SPEC", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -1129,6 +1170,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = cases - set(CASES)
     if unknown:
         parser.error(f"unknown cases: {', '.join(sorted(unknown))}")
+    if args.update_doc:
+        split_doc(args.update_doc)
     sizes = Sizes.pick(args.quick)
     raise_open_files_limit()
 
@@ -1170,6 +1213,8 @@ def main(argv: list[str] | None = None) -> int:
         _write(args.json, json.dumps(report.as_json(), indent=2) + "\n")
     if args.markdown:
         _write(args.markdown, report.markdown())
+    if args.update_doc:
+        update_doc(args.update_doc, report.markdown())
     return 0
 
 

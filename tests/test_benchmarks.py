@@ -38,6 +38,10 @@ REFERENCE = "openssl speed aes-128-gcm 16 KiB"
 #: Width of the name column in the text report.
 NAME_WIDTH = 40
 
+#: The lines around the table that ``--update-doc`` rewrites (as in benchmarks/run.py).
+TABLE_BEGINS = "<!-- the table below is written by benchmarks/run.py --update-doc -->"
+TABLE_ENDS = "<!-- the table above is written by benchmarks/run.py --update-doc -->"
+
 RATIO = re.compile(r"ratio (\d+\.\d{3}|inf) \(of medians (\d+\.\d{3}|inf)\)  target (<=|>=) (\d+\.\d+)$")
 ROW_KEYS = {
     "name",
@@ -119,22 +123,56 @@ def test_json_has_every_row_and_key(quick_run: tuple[list[str], dict[str, Any], 
 def test_markdown_table_has_every_row(quick_run: tuple[list[str], dict[str, Any], str]) -> None:
     _, _, table = quick_run
     lines = table.splitlines()
-    assert lines[0].startswith("| row |")
-    assert [line.split(" | ")[0].removeprefix("| ") for line in lines[2 : 2 + len(ROWS)]] == list(ROWS)
+    assert lines[0].startswith("Measured with inetkit ") and "--quick" in lines[0]
+    start = lines.index(next(line for line in lines if line.startswith("| row |")))
+    rows = lines[start + 2 : start + 2 + len(ROWS)]
+    assert [line.split(" | ")[0].removeprefix("| ") for line in rows] == list(ROWS)
+    assert REFERENCE in lines[start + 2 + len(ROWS)]
 
 
-def test_json_to_stdout_keeps_the_text_report_on_stderr() -> None:
+def test_json_to_stdout_and_the_table_into_a_page(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    before = f"# Title\n\ntext\n\n{TABLE_BEGINS}\n\nold table\n\n{TABLE_ENDS}\n\nafter\n"
+    page.write_text(before, encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--only", "connect", "--json"],
+        [sys.executable, str(SCRIPT), "--quick", "--only", "connect", "--json", "--update-doc", str(page)],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    data = json.loads(result.stdout)
+    data = json.loads(result.stdout)  # only the JSON on stdout: the text report goes to stderr
     assert [row["name"] for row in data["rows"]] == ["connect+close 127.0.0.1"]
     assert "connect+close 127.0.0.1" in result.stderr
+    after = page.read_text(encoding="utf-8")
+    assert after.startswith(f"# Title\n\ntext\n\n{TABLE_BEGINS}\n\nMeasured with inetkit ")
+    assert after.endswith(f"|\n\n{TABLE_ENDS}\n\nafter\n")
+    assert "old table" not in after
+    assert "| connect+close 127.0.0.1 |" in after
+
+
+def test_a_page_without_table_markers_is_refused_before_the_run(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("# no markers\n", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--update-doc", str(page)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "the page lacks the lines" in result.stderr
+    assert result.stdout == ""  # nothing was measured
+    assert page.read_text(encoding="utf-8") == "# no markers\n"
+
+
+def test_the_performance_page_has_the_table_markers() -> None:
+    page = SCRIPT.parent.parent / "docs" / "performance.md"
+    text = page.read_text(encoding="utf-8")
+    assert text.count(TABLE_BEGINS) == 1 and text.count(TABLE_ENDS) == 1
+    assert text.index(TABLE_BEGINS) < text.index(TABLE_ENDS)
 
 
 def test_unknown_case_is_refused() -> None:
