@@ -1,4 +1,7 @@
-"""Protocol pieces without I/O: each is fed bytes and the time, and answers with bytes to send and what it needs next.
+"""Protocol pieces without I/O.
+
+Each piece is fed bytes and the time, and answers with bytes to send and
+what it needs next.
 
 Nothing under ``inetkit._core`` opens a socket, takes a lock, waits, or reads
 a clock. The drivers (the blocking one in ``inetkit._connection``,
