@@ -13,7 +13,6 @@ import pytest
 from conftest import Server, free_port, require_module
 
 import inetkit
-from inetkit import cli
 from inetkit._demo_server import DemoServer
 from inetkit.cli import main
 
@@ -22,19 +21,26 @@ COMMAND_LIMIT = 60
 
 DEMO_LINES = [
     "inetkit",
-    "1. TCP connect and line round trip",
+    "1. Implicit TLS: connect, round trip, resumption",
     "resolve: 2 address(es) from overrides",
-    "connected 127.0.0.1:",
-    "line round trip: 'hello over TCP' came back",
-    "2. UDP datagram round trip",
-    "the same 14 came back",
-    "3. TLS connect, round trip and resumption",
-    "server certificate: ",
-    "CN=localhost",
-    "issued by: ",
-    "CN=inetkit demo CA",
+    "server certificate: CN=localhost",
+    "issued by: CN=inetkit demo CA",
+    "expires in: 0 days left",
     "line round trip: 'hello over TLS' came back",
     "reconnect: session reused: yes",
+    "2. Explicit TLS: an SMTP STARTTLS dialog",
+    "starttls dialog:",
+    "QUIT over TLS: 221",
+    "3. UDP datagram round trip",
+    "the same 14 came back",
+    "4. attach_thread(): handing a connection to a worker thread",
+    "worker before attach_thread(): NOT_HANDLE_OWNER",
+    "attached; previous owner: ",
+    "worker line round trip: 'hello from the worker' came back",
+    "main after the hand-off: NOT_HANDLE_OWNER",
+    "5. Free-threaded: one thread writes while another reads",
+    "Option.FREETHREAD over TLSv1.3",
+    "all 2000 in order",
     "all checks passed",
 ]
 
@@ -82,11 +88,43 @@ def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    for argv in (["probe", "127.0.0.1"], ["probe", "127.0.0.1", "80", "--timeout", "soon"], ["nope"]):
+    for argv in (["probe", "127.0.0.1", "80", "--timeout", "soon"], ["nope"], ["connect"]):
         with pytest.raises(SystemExit) as exit_info:
             main(argv)
         assert exit_info.value.code == 2
     assert "usage:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["probe", "127.0.0.1"], "'127.0.0.1' needs a PORT"),
+        (["connect", "localhost"], "'localhost' needs a PORT"),
+        (["probe", "https://localhost/", "443"], "give a URL or HOST PORT, not both"),
+        (["probe", "localhost", "1", "--trust", "system"], "--trust is not supported yet"),
+        (["connect", "localhost", "1", "--proxy", "http://127.0.0.1:3128"], "--proxy is not supported yet"),
+        (["probe", "localhost", "1", "--cert-name", "me"], "--cert-name and --password-env need --cert"),
+        (["probe", "localhost", "1", "--alpn", ","], "--alpn needs at least one protocol"),
+        (["probe", "https://localhost/", "--udp"], "--udp takes HOST PORT, not a URL"),
+        (["probe", "127.1", "80", "--json"], ""),
+    ],
+)
+def test_usage_problems_exit_2_before_any_io(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_password_env_must_be_set(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("INETKIT_TEST_NO_SUCH_VAR", raising=False)
+    store = tmp_path / "client.p12"
+    store.write_bytes(b"")
+    argv = ["probe", "localhost", "1", "--cert", str(store), "--password-env", "INETKIT_TEST_NO_SUCH_VAR"]
+    assert main(argv) == 2
+    assert "INETKIT_TEST_NO_SUCH_VAR is not set" in capsys.readouterr().err
 
 
 # -- demo -------------------------------------------------------------------------------
@@ -155,7 +193,9 @@ def test_probe_refused_port_in_a_subprocess() -> None:
 
 def test_probe_invalid_host_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["probe", "127.1", "80"]) == 2
-    assert "127.1" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "127.1" in err
+    assert "INVALID_HOST_NAME" in err
 
 
 def test_probe_udp(udp_echo: tuple[str, int], capsys: pytest.CaptureFixture[str]) -> None:
@@ -198,18 +238,6 @@ def test_probe_prefer_ipv6_and_verbose(tls_server: DemoServer) -> None:
     result = run("-m", "inetkit", "-v", "probe", "localhost", str(tls_server.tls_port), "--prefer-ipv6")
     assert result.returncode == 0, result.stderr
     assert "inetkit DEBUG: " in result.stderr
-
-
-def test_demo_without_tls_skips_that_step(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setattr(cli, "_tls_problem", lambda: "TLS support is not installed")
-    assert main(["demo"]) == 0
-    out = capsys.readouterr().out
-    assert "TLS skipped: TLS support is not installed" in out
-    assert "TLS port" not in out
-    assert "3. TLS" not in out
-    assert "all checks passed" in out
 
 
 @pytest.fixture
