@@ -633,7 +633,7 @@ def test_connect_reset_by_peer_exits_1(make_server: Callable[..., Server]) -> No
         assert process.stdin is not None
         process.stdin.write(b"x\n")
         process.stdin.flush()
-        out, err = process.communicate(timeout=COMMAND_LIMIT)
+        _, err = process.communicate(timeout=COMMAND_LIMIT)
     finally:
         if process.poll() is None:
             process.kill()
