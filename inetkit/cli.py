@@ -460,13 +460,15 @@ def format_security(info: SecurityInfo, paint: Paint = _PLAIN) -> list[str]:
     cert = info.peer_certificate
     if cert is not None:
         left = days_left(cert.not_after)
-        expiry = f"{left} days left" if left >= 0 else f"EXPIRED {-left} days ago"
+        expiry = f"{left} days left" if left >= 0 else "EXPIRED"
         lines.append(f"server certificate: {cert.subject}")
         lines.append(f"  issued by: {cert.issuer}")
         if cert.subject_alt_names:
             lines.append(f"  names: {', '.join(cert.subject_alt_names)}")
-        lines.append(f"  valid: {cert.not_before:%Y-%m-%d %H:%M} to {cert.not_after:%Y-%m-%d %H:%M} UTC")
-        lines.append(f"  expires in: {paint('green' if left >= 0 else 'red', expiry)}")
+        lines.append(
+            f"  valid: {cert.not_before:%Y-%m-%d %H:%M} to {cert.not_after:%Y-%m-%d %H:%M} UTC "
+            f"({paint('green' if left >= 0 else 'red', expiry)})"
+        )
         lines.append(f"  sha256: {cert.fingerprint_sha256}")
     return lines
 

@@ -40,7 +40,7 @@ DEMO_LINES = [
     "resolve: 2 address(es) from overrides",
     "server certificate: CN=localhost",
     "issued by: CN=inetkit demo CA",
-    "expires in: 0 days left",
+    "UTC (0 days left)",
     "line round trip: 'hello over TLS' came back",
     "reconnect: session reused: yes",
     "2. Explicit TLS: an SMTP STARTTLS dialog",
@@ -664,3 +664,15 @@ def test_connect_on_a_terminal_sends_each_typed_line(make_server: Callable[..., 
     assert recorder.done.wait(5)
     assert recorder.received == [b"hello\r\nsecond line\r\n"]
     assert out == b"bye\r\n"
+
+
+def test_probe_expired_certificate(pki: PKI, servers: Servers, capsys: pytest.CaptureFixture[str]) -> None:
+    server = servers.python(pki.servers["expired"].context())
+    argv = ["localhost", str(server.port), "--secure", "--ca-file", str(pki.ca_file)]
+    report = probe_json(capsys, *argv, status=1)
+    assert report["error"]["code"] == "CERTIFICATE_EXPIRED"
+    report = probe_json(capsys, *argv, "--trusted-site")
+    (cert,) = report["tls"]["certificates"]
+    assert cert["days_left"] < 0
+    assert main(["probe", *argv, "--trusted-site"]) == 0
+    assert "(EXPIRED)" in capsys.readouterr().out
