@@ -136,7 +136,8 @@ def serve(listener: socket.socket, context: ssl.SSLContext) -> None:
                 subject = x509.load_der_x509_certificate(der).subject
                 names = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
                 tls.recv(65536)
-                tls.sendall(f"hello {names[0].value if names else '?'}\r\n".encode())
+                name = str(names[0].value) if names else "?"
+                tls.sendall(f"hello {name}\r\n".encode())
         except OSError:
             sock.close()  # the handshake failed: no certificate; the client hears why
 
