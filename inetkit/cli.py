@@ -222,11 +222,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     with _debug_logging(getattr(args, "verbose", False)):
-        if args.command == "demo":
-            return run_demo(sys.stdout, sys.stderr)
-        if args.command == "probe":
-            return run_probe(args, sys.stdout, sys.stderr)
-        return run_connect(args, sys.stderr)
+        try:
+            if args.command == "demo":
+                return run_demo(sys.stdout, sys.stderr)
+            if args.command == "probe":
+                return run_probe(args, sys.stdout, sys.stderr)
+            return run_connect(args, sys.stderr)
+        except KeyboardInterrupt:
+            # Ctrl-C during a connect: every socket it opened is closed already.
+            return EXIT_INTERRUPTED
 
 
 @contextmanager
@@ -587,6 +591,7 @@ class _Session:
         self.done = threading.Event()
         self.input_ended = threading.Event()
         self.closing = False
+        self.output_closed = False
         self.error: InetError | OSError | None = None
         self.last_arrival = time.monotonic()
         self._lock = threading.Lock()
@@ -609,6 +614,9 @@ class _Session:
                     break  # the peer closed its side
                 self.out.write(data)
                 self.out.flush()
+        except BrokenPipeError:
+            # Whoever reads our output stopped (`| head -1`): nothing left to do.
+            self.output_closed = True
         except (InetError, OSError) as exc:
             self.fail(exc)
         finally:
@@ -698,6 +706,12 @@ def run_connect(
     session.closing = True
     conn.close()  # wakes a writer blocked on the connection (free-threaded handle)
     reader.join()
+    if session.output_closed and out is None:
+        # Python flushes sys.stdout at exit; pointed at /dev/null that cannot
+        # fail again with "Exception ignored ... BrokenPipeError".
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
     error = session.error
     if error is None:
         return 0

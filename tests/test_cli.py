@@ -676,3 +676,31 @@ def test_probe_expired_certificate(pki: PKI, servers: Servers, capsys: pytest.Ca
     assert cert["days_left"] < 0
     assert main(["probe", *argv, "--trusted-site"]) == 0
     assert "(EXPIRED)" in capsys.readouterr().out
+
+
+def test_connect_stops_quietly_when_its_reader_goes(echo_server: Server) -> None:
+    # `inetkit connect ... | head -1`: the output pipe closes while data still arrives.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "inetkit", "connect", "127.0.0.1", str(echo_server.port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(b"first\n")
+        process.stdin.flush()
+        assert process.stdout.readline() == b"first\r\n"
+        process.stdout.close()
+        try:
+            process.stdin.write(b"".join(b"line %d\n" % number for number in range(20000)))
+            process.stdin.close()
+        except BrokenPipeError:
+            pass  # it ended before taking all of it: what this test expects it may do
+        _, err = process.communicate(timeout=COMMAND_LIMIT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    assert b"Traceback" not in err and b"Exception ignored" not in err
