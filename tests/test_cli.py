@@ -704,3 +704,44 @@ def test_connect_stops_quietly_when_its_reader_goes(echo_server: Server) -> None
             process.communicate()
     assert process.returncode == 0, err
     assert b"Traceback" not in err and b"Exception ignored" not in err
+
+
+# -- the demo's SMTP responder ------------------------------------------------------------
+
+
+def test_demo_smtp_server_speaks_enough_rfc_5321(tls_server: DemoServer) -> None:
+    assert tls_server.smtp_port is not None
+    with socket.create_connection(("127.0.0.1", tls_server.smtp_port), timeout=5) as sock:
+        replies = sock.makefile("rb")
+
+        def say(line: bytes) -> list[bytes]:
+            sock.sendall(line + b"\r\n")
+            lines = [replies.readline()]
+            while lines[-1][3:4] == b"-":
+                lines.append(replies.readline())
+            return lines
+
+        assert replies.readline().startswith(b"220 localhost ESMTP")
+        assert say(b"STARTTLS")[0].startswith(b"503 ")  # EHLO first
+        ehlo = say(b"EHLO client.example")
+        assert ehlo[0].startswith(b"250-") and b"250 STARTTLS\r\n" in ehlo
+        assert say(b"NOOP") == [b"250 2.0.0 OK\r\n"]
+        assert say(b"MAIL FROM:<a@example.com>")[0].startswith(b"502 ")
+        assert say(b"QUIT") == [b"221 2.0.0 bye\r\n"]
+        assert replies.read() == b""  # and it closes
+        replies.close()
+
+
+def test_demo_smtp_server_with_inetkit_starttls(tls_server: DemoServer) -> None:
+    from inetkit import starttls
+
+    assert tls_server.certificates is not None and tls_server.smtp_port is not None
+    credentials = inetkit.SecurityCredentials(ca_data=tls_server.certificates.ca_pem)
+    with inetkit.connect("127.0.0.1", tls_server.smtp_port, timeout=5, credentials=credentials) as conn:
+        keywords = starttls.smtp(conn)
+        assert conn.is_secure
+        assert "STARTTLS" not in keywords  # not offered again over TLS (RFC 3207 §4.2)
+        conn.write_line("STARTTLS")
+        assert conn.read_line().startswith(b"503 ")
+        conn.write_line("QUIT")
+        assert conn.read_line() == b"221 2.0.0 bye\r\n"
