@@ -264,6 +264,11 @@ class Target:
 
     @classmethod
     def from_args(cls, target: str, port: int | str | None) -> Target:
+        """Read ``URL`` or ``HOST PORT``; `UsageError` when neither form is complete.
+
+        For a URL, ``host`` and ``port`` are only what reports show when the
+        connect fails before it starts; `inetkit.connect_url` does the real parse.
+        """
         if "://" in target:
             if port is not None:
                 raise UsageError(f"give a URL or HOST PORT, not both ({target!r} and {port!r})")
@@ -323,24 +328,25 @@ def plan_from_args(args: argparse.Namespace, *, extra: Option = Option.NONE) -> 
         raise UsageError("--udp takes HOST PORT, not a URL")
     if (args.cert_name is not None or args.password_env is not None) and args.cert is None:
         raise UsageError("--cert-name and --password-env need --cert STORE")
-    settings: dict[str, object] = {}
-    if args.ca_file is not None:
-        settings["ca_file"] = args.ca_file
-    if args.cert is not None:
-        settings["cert_store"] = args.cert
-        if args.cert_name is not None:
-            settings["cert_name"] = args.cert_name
+    password: str | None = None
     if args.password_env is not None:
         password = os.environ.get(args.password_env)
         if password is None:
             raise UsageError(f"--password-env: the environment variable {args.password_env} is not set")
-        settings["password"] = password
+    alpn: list[str] | None = None
     if args.alpn is not None:
-        protocols = [name.strip() for name in args.alpn.split(",") if name.strip()]
-        if not protocols:
+        alpn = [name.strip() for name in args.alpn.split(",") if name.strip()]
+        if not alpn:
             raise UsageError("--alpn needs at least one protocol name, such as h2,http/1.1")
-        settings["alpn_protocols"] = protocols
-    credentials = SecurityCredentials(**settings) if settings else None  # type: ignore[arg-type]
+    credentials = None
+    if any(value is not None for value in (args.ca_file, args.cert, alpn)):
+        credentials = SecurityCredentials(
+            cert_store=args.cert,
+            cert_name=args.cert_name,
+            password=password,
+            ca_file=args.ca_file,
+            alpn_protocols=alpn,
+        )
     return Plan(target, protocol, options, credentials, args.timeout, args.starttls)
 
 
