@@ -93,6 +93,11 @@ CHUNK = 65536
 #: ``connect --udp``: after the end of input, exit once no datagram has come
 #: for this many seconds (UDP has no end of stream to wait for).
 UDP_QUIET = 0.5
+#: How often ``connect --udp`` checks for that quiet spell (a tenth of it).
+UDP_QUIET_CHECK = UDP_QUIET / 10
+#: Seconds ``connect`` gives its closing TLS close_notify: the handle has no
+#: I/O timeout while interactive, and ending must not wait on a stuck peer.
+CLOSE_TIMEOUT = 5.0
 #: Seconds in a day, for a certificate's days left.
 SECONDS_PER_DAY = 86400
 
@@ -600,6 +605,7 @@ class _Session:
         self.output_closed = False
         self.error: InetError | OSError | None = None
         self.last_arrival = time.monotonic()
+        self.input_end = 0.0
         self._lock = threading.Lock()
 
     def fail(self, exc: InetError | OSError) -> None:
@@ -646,6 +652,7 @@ class _Session:
                     self._write(line.removesuffix(b"\r") + b"\r\n")
             if pending:
                 self._write(pending)  # a last line that was never ended goes as it is
+            self.input_end = time.monotonic()
             self.input_ended.set()
             if self.conn.protocol is Protocol.TCP:
                 self.conn.shutdown()
@@ -655,6 +662,18 @@ class _Session:
     def _write(self, data: bytes) -> None:
         # On UDP each write is one datagram: one per line (or per read with --raw).
         self.conn.write(data)
+
+    def quiet(self) -> bool:
+        """UDP: the input has ended and nothing arrived for `UDP_QUIET` seconds since."""
+        if not self.input_ended.is_set():
+            return False
+        return time.monotonic() - max(self.last_arrival, self.input_end) > UDP_QUIET
+
+    def end(self) -> None:
+        """Close the handle; a writer blocked on it wakes (free-threaded handle) and is ignored."""
+        self.closing = True
+        self.conn.timeout = CLOSE_TIMEOUT
+        self.conn.close()
 
 
 def run_connect(
@@ -698,19 +717,15 @@ def run_connect(
     try:
         if conn.protocol is Protocol.UDP:
             # No end of stream: after the input ends, wait for a quiet spell.
-            while not session.done.is_set():
-                if session.input_ended.is_set() and time.monotonic() - session.last_arrival > UDP_QUIET:
-                    break
-                session.done.wait(UDP_QUIET / 5)
+            while not session.done.is_set() and not session.quiet():
+                session.done.wait(UDP_QUIET_CHECK)
         else:
             session.done.wait()
     except KeyboardInterrupt:
-        session.closing = True
-        conn.close()
+        session.end()
         reader.join()
         return EXIT_INTERRUPTED
-    session.closing = True
-    conn.close()  # wakes a writer blocked on the connection (free-threaded handle)
+    session.end()
     reader.join()
     if session.output_closed and out is None:
         # Python flushes sys.stdout at exit; pointed at /dev/null that cannot
