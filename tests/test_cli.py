@@ -24,6 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 import inetkit
+from inetkit import cli
 from inetkit._demo_server import DemoServer
 from inetkit.cli import attempt_outcome, days_left, main
 
@@ -745,3 +746,28 @@ def test_demo_smtp_server_with_inetkit_starttls(tls_server: DemoServer) -> None:
         assert conn.read_line().startswith(b"503 ")
         conn.write_line("QUIT")
         assert conn.read_line() == b"221 2.0.0 bye\r\n"
+
+
+def test_probe_report_of_a_real_race_says_lost() -> None:
+    # ::1 black-holed (SYNs dropped), 127.0.0.1 live on the same port: with
+    # IPv6 preferred, the IPv6 attempt starts first and loses to IPv4.
+    if not ipv6_loopback():
+        pytest.skip("this machine has no IPv6 loopback address")
+    from conftest import black_hole, dual_stack_port
+
+    with dual_stack_port() as port, black_hole("::1", port):
+        resolver = inetkit.Resolver(
+            system_hosts=False, dns=False, overrides={"localhost": ["::1", "127.0.0.1"]}
+        )
+        with inetkit.connect(
+            "localhost",
+            port,
+            timeout=5,
+            options=inetkit.Option.PREFER_IPV6,
+            resolver=resolver,
+            attempt_delay=0.05,
+        ) as conn:
+            report = cli.probe_report(cli.Target(None, "localhost", port), conn)
+    assert report["addresses"] == ["::1", "127.0.0.1"]
+    outcomes = {attempt["address"]: attempt["outcome"] for attempt in report["attempts"]}  # type: ignore[union-attr]
+    assert outcomes == {"::1": "lost", "127.0.0.1": "connected"}
