@@ -1,4 +1,4 @@
-"""Loopback echo servers for ``inetkit demo``: TCP lines, UDP datagrams, TLS lines.
+"""Loopback servers for ``inetkit demo``: TCP lines, UDP datagrams, TLS lines, SMTP with STARTTLS.
 
 Theory of operation
 -------------------
@@ -23,6 +23,14 @@ same path inetkit uses for client keys (an anonymous in-memory file,
 a private temporary file that holds only the encrypted key). The decrypted
 key is never written to a file.
 The client side trusts the CA through ``SecurityCredentials(ca_data=...)``.
+
+SMTP: `DemoServer` also answers as a minimal mail server, enough of
+RFC 5321 and RFC 3207 for ``inetkit.starttls.smtp`` and a person typing:
+a 220 greeting, EHLO/HELO (EHLO offers STARTTLS while the session is
+plain), STARTTLS (220, then a TLS handshake with the demo certificate;
+anything the client pipelined after the command is discarded, as RFC 3207
+§4.2 asks), EHLO again over TLS, NOOP, RSET and QUIT (221, then close).
+It accepts no mail: other commands get 502.
 """
 
 from __future__ import annotations
@@ -63,6 +71,10 @@ JOIN_LIMIT = 5.0
 BIND_TRIES = 8
 #: Longest line the echo keeps before sending it back unterminated (bounds memory).
 MAX_LINE = 65536
+#: Longest SMTP command line (RFC 5321 §4.5.3.1.4: 512 octets with CRLF).
+SMTP_MAX_LINE = 512
+#: What the SMTP responder calls itself in its greeting and EHLO reply.
+SMTP_NAME = "localhost"
 #: Largest UDP payload (65535 minus the 8-byte UDP header).
 MAX_DATAGRAM = 65527
 #: Connections waiting to be accepted.
@@ -249,8 +261,9 @@ def _bind(kind: int) -> list[socket.socket]:
 class DemoServer:
     """TCP line echo, UDP echo and (optionally) TLS line echo on loopback, in threads.
 
-    Use it as a context manager. ``tcp_port``, ``udp_port`` and ``tls_port``
-    (None without TLS) are the same on every address in ``addresses``.
+    Use it as a context manager. ``tcp_port``, ``udp_port``, ``tls_port`` and
+    ``smtp_port`` (these two None without TLS) are the same on every address
+    in ``addresses``.
     """
 
     def __init__(self, *, tls: bool = True) -> None:
@@ -261,6 +274,7 @@ class DemoServer:
         self.certificates: DemoCertificates | None = None
         self._context: ssl.SSLContext | None = None
         self.tls_port: int | None = None
+        self.smtp_port: int | None = None
         try:
             tcp = self._listen("tcp", _bind(socket.SOCK_STREAM), self._serve_lines)
             self.tcp_port = tcp[0].getsockname()[1]
@@ -276,6 +290,8 @@ class DemoServer:
                 self._context = server_context(self.certificates)
                 secure = self._listen("tls", _bind(socket.SOCK_STREAM), self._serve_tls)
                 self.tls_port = secure[0].getsockname()[1]
+                smtp = self._listen("smtp", _bind(socket.SOCK_STREAM), self._serve_smtp)
+                self.smtp_port = smtp[0].getsockname()[1]
         except BaseException:
             self.close()
             raise
@@ -388,6 +404,17 @@ class DemoServer:
                 sock.sendall(pending)
                 pending.clear()
 
+    def _serve_smtp(self, sock: socket.socket) -> None:
+        session = _SmtpSession(self, sock)
+        try:
+            session.run()
+        except OSError as exc:  # ssl.SSLError is an OSError
+            logger.debug("demo server: SMTP connection ended: %s", exc)
+        finally:
+            # After STARTTLS the TLS socket owns the descriptor; close whichever holds it.
+            session.sock.close()
+            sock.close()
+
     def _serve_datagrams(self, sock: socket.socket) -> None:
         while not self._stop.is_set():
             try:
@@ -402,3 +429,86 @@ class DemoServer:
                 sock.sendto(data, peer)
             except OSError as exc:
                 logger.debug("demo server: UDP reply to %s failed: %s", peer, exc)
+
+
+class _SmtpSession:
+    """One SMTP conversation: plain until STARTTLS, then over TLS."""
+
+    def __init__(self, server: DemoServer, sock: socket.socket) -> None:
+        self.server = server
+        self.sock: socket.socket = sock
+        self.secure = False
+        self.greeted = False
+        self.pending = bytearray()
+
+    def reply(self, *lines: str) -> None:
+        """One reply: "250-..." continuation lines, the last one "250 ..."."""
+        text = "".join(
+            f"{line[:3]}{'-' if index < len(lines) - 1 else ' '}{line[4:]}\r\n"
+            for index, line in enumerate(lines)
+        )
+        self.sock.sendall(text.encode("ascii"))
+
+    def read_command(self) -> str | None:
+        """The next command line without CRLF; None at the end of the stream or on shutdown."""
+        idle_since = time.monotonic()
+        while not self.server._stop.is_set():
+            end = self.pending.find(b"\n")
+            if end >= 0:
+                line = bytes(self.pending[:end]).rstrip(b"\r")
+                del self.pending[: end + 1]
+                return line.decode("ascii", errors="replace")
+            if len(self.pending) > SMTP_MAX_LINE:
+                self.reply("500 5.5.2 line too long")
+                return None
+            try:
+                data = self.sock.recv(SMTP_MAX_LINE)
+            except TimeoutError:
+                if time.monotonic() - idle_since > IDLE_LIMIT:
+                    return None
+                continue
+            if not data:
+                return None
+            idle_since = time.monotonic()
+            self.pending += data
+        return None
+
+    def run(self) -> None:
+        self.reply(f"220 {SMTP_NAME} ESMTP inetkit demo")
+        while (line := self.read_command()) is not None:
+            verb = line.split(" ", 1)[0].upper()
+            if verb == "EHLO":
+                self.greeted = True
+                offers = ["8BITMIME"] if self.secure else ["8BITMIME", "STARTTLS"]
+                self.reply(f"250 {SMTP_NAME} greets you", *(f"250 {offer}" for offer in offers))
+            elif verb == "HELO":
+                self.greeted = True
+                self.reply(f"250 {SMTP_NAME}")
+            elif verb == "STARTTLS":
+                if self.secure:
+                    self.reply("503 5.5.1 TLS is already active")
+                elif not self.greeted:
+                    self.reply("503 5.5.1 EHLO first")
+                else:
+                    self.reply("220 2.0.0 ready to start TLS")
+                    self.start_tls()
+            elif verb in {"NOOP", "RSET"}:
+                self.reply("250 2.0.0 OK")
+            elif verb == "QUIT":
+                self.reply("221 2.0.0 bye")
+                return
+            else:
+                self.reply("502 5.5.2 this demo server accepts no mail")
+
+    def start_tls(self) -> None:
+        context = self.server._context
+        assert context is not None
+        self.pending.clear()  # RFC 3207 §4.2: nothing sent before the handshake counts
+        self.sock.settimeout(HANDSHAKE_LIMIT)
+        tls = context.wrap_socket(self.sock, server_side=True, do_handshake_on_connect=False)
+        self.sock = tls  # from here on the TLS socket holds the descriptor
+        tls.do_handshake()
+        tls.settimeout(POLL_INTERVAL)
+        self.secure = True
+        # RFC 3207 §4.2: the client starts over with EHLO.
+        self.greeted = False

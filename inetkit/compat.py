@@ -38,18 +38,20 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar, cast
 
 from ._connect import DEFAULT_TIMEOUT, connect, connect_url
 from ._connection import Connection
-from ._errors import ErrorCode, InetError, InvalidArgumentError, translate_os_error
+from ._errors import ErrorCode, InetError, InvalidArgumentError, OwnershipError, translate_os_error
 from ._hostname import normalize_host_name
 from ._options import Option, Protocol
 
 if TYPE_CHECKING:
     from ._credentials import SecurityCredentials
+    from ._tls import SecurityInfo
 
 __all__ = [
     "INET_OPTION_BROADCAST",
@@ -68,16 +70,30 @@ __all__ = [
     "INET_PROTOCOL_UDP",
     "INVALID_SOCKET",
     "InetAttachThread",
+    "InetCancel",
     "InetConnect",
+    "InetConnectEx",
     "InetConnectUrl",
     "InetDisconnect",
     "InetEnableSecurity",
     "InetGetErrorString",
     "InetGetLastError",
     "InetGetLastErrorMessage",
+    "InetGetLocalAddress",
+    "InetGetPeerAddress",
+    "InetGetSecurityInformation",
+    "InetGetTimeout",
+    "InetInitialize",
+    "InetIsConnected",
+    "InetIsReadable",
+    "InetIsWritable",
     "InetNormalizeHostName",
     "InetRead",
     "InetReadLine",
+    "InetSetLastError",
+    "InetSetTimeout",
+    "InetShutdown",
+    "InetUninitialize",
     "InetWrite",
     "InetWriteLine",
 ]
@@ -107,6 +123,8 @@ INET_PROTOCOL_UDP = int(Protocol.UDP)
 DEFAULT_READ_SIZE = 65536
 #: `InetReadLine`'s default limit: `Connection.read_line`'s default.
 DEFAULT_MAX_LINE = 65536
+#: `InetIsReadable` / `InetIsWritable` take milliseconds, as SocketWrench does.
+MS_PER_SECOND = 1000
 
 _T = TypeVar("_T")
 
@@ -200,6 +218,13 @@ class _HandleTable:
             if self._open.get(handle) is conn:
                 del self._open[handle]
 
+    def take_all(self) -> list[tuple[int, Connection]]:
+        """Empty the table; return what it held (the numbers stay retired)."""
+        with self._lock:
+            held = list(self._open.items())
+            self._open.clear()
+            return held
+
 
 _handles = _HandleTable()
 
@@ -242,6 +267,48 @@ def InetConnect(
         return _register(conn)
 
     return _call("InetConnect", INVALID_SOCKET, body)
+
+
+def InetConnectEx(
+    host: str,
+    port: int | str,
+    protocol: int = INET_PROTOCOL_TCP,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    options: int = INET_OPTION_NONE,
+    local_address: str | None = None,
+    local_port: int = 0,
+    credentials: SecurityCredentials | None = None,
+) -> int:
+    """`InetConnect` from a chosen local address and port; a handle or `INVALID_SOCKET`.
+
+    SocketWrench: ``InetConnectEx(lpszRemoteHost, nRemotePort, nProtocol,
+    nTimeout, dwOptions, lpszLocalAddress, nLocalPort, lpCredentials)``.
+    inetkit: `inetkit.connect` with ``local_address=(local_address,
+    local_port)``. ``local_address`` ``None`` (or ``""``) with ``local_port``
+    0 binds nothing, as `InetConnect`; ``None`` with a port binds that port
+    on the wildcard address of the remote address's family. Fails with
+    ``ADDRESS_IN_USE`` or ``ADDRESS_NOT_AVAILABLE`` when the local end cannot
+    be bound, ``INVALID_ARGUMENT`` when its family matches no remote address
+    or ``INET_OPTION_RESERVEDPORT`` is combined with a non-zero port.
+    """
+
+    def body() -> int:
+        # connect() checks the types and values of the local end, as of the rest.
+        bind: tuple[str, int] | None = None
+        if local_address or local_port:
+            bind = (local_address or "", local_port)
+        conn = connect(
+            host,
+            port,
+            cast(Protocol, protocol),
+            timeout,
+            cast(Option, options),
+            credentials,
+            local_address=bind,
+        )
+        return _register(conn)
+
+    return _call("InetConnectEx", INVALID_SOCKET, body)
 
 
 def InetConnectUrl(
@@ -392,6 +459,231 @@ def InetDisconnect(handle: int) -> bool:
     return _call("InetDisconnect", False, body)
 
 
+def InetShutdown(handle: int) -> bool:
+    """Half-close: no more writes on the handle, reads go on; True on success.
+
+    SocketWrench: ``InetShutdown(hSocket, nHow)`` with the sending side.
+    inetkit: `Connection.shutdown` (TLS close_notify, then FIN). The peer
+    sees the end of the stream and may still answer; read it with
+    `InetRead` / `InetReadLine`, then `InetDisconnect`.
+    """
+
+    def body() -> bool:
+        _handles.get(handle, "InetShutdown").shutdown()
+        return True
+
+    return _call("InetShutdown", False, body)
+
+
+def InetCancel(handle: int) -> bool:
+    """From any thread: wake a call blocked on the handle, which fails with ``CANCELLED``.
+
+    SocketWrench: ``InetCancel(hSocket)``. inetkit: `Connection.cancel`.
+    True when the handle is open (whether or not a call was blocked: with
+    nothing in progress there is nothing to cancel, and nothing is kept for
+    a later call). The cancelled call returns its failure value and its
+    thread's last error is ``CANCELLED``; the handle stays open.
+    """
+
+    def body() -> bool:
+        _handles.get(handle, "InetCancel").cancel()
+        return True
+
+    return _call("InetCancel", False, body)
+
+
+def _ready(function: str, handle: int, milliseconds: int, *, write: bool) -> bool:
+    if isinstance(milliseconds, bool) or not isinstance(milliseconds, int):
+        raise TypeError(f"{function}: the wait is an int of milliseconds, not {type(milliseconds).__name__}")
+    if milliseconds < 0:
+        raise InvalidArgumentError(
+            f"{function}: the wait must be 0 (poll) or more milliseconds, not {milliseconds}",
+            ErrorCode.INVALID_ARGUMENT,
+        )
+    conn = _handles.get(handle, function)
+    seconds = milliseconds / MS_PER_SECOND
+    return conn.is_writable(seconds) if write else conn.is_readable(seconds)
+
+
+def InetIsReadable(handle: int, milliseconds: int = 0) -> bool:
+    """True when a read would not block: data, or the end of the stream, is waiting.
+
+    SocketWrench: ``InetIsReadable(hSocket, nTimeout, lpdwAvail)``.
+    inetkit: `Connection.is_readable`. Waits up to ``milliseconds`` (0
+    polls). False with last error 0 means "not yet"; False with a non-zero
+    last error is a failure (a closed or unknown handle, a negative wait).
+    """
+    return _call("InetIsReadable", False, lambda: _ready("InetIsReadable", handle, milliseconds, write=False))
+
+
+def InetIsWritable(handle: int, milliseconds: int = 0) -> bool:
+    """True when a write of at least one byte would not block.
+
+    SocketWrench: ``InetIsWritable(hSocket, nTimeout)``. inetkit:
+    `Connection.is_writable`. Waits up to ``milliseconds`` (0 polls); the
+    last error tells "not yet" (0) from a failure, as for `InetIsReadable`.
+    """
+    return _call("InetIsWritable", False, lambda: _ready("InetIsWritable", handle, milliseconds, write=True))
+
+
+def InetIsConnected(handle: int) -> bool:
+    """True while the handle is open: connected and not yet disconnected.
+
+    SocketWrench: ``InetIsConnected(hSocket)``. A peer that closed its end
+    is noticed by the next read (``b""`` from `InetRead`, ``None`` with last
+    error 0 from `InetReadLine`), not here: telling it without reading would
+    consume data. A disconnected handle gives False with ``HANDLE_CLOSED``,
+    an unknown number False with ``INVALID_ARGUMENT``.
+    """
+
+    def body() -> bool:
+        conn = _handles.get(handle, "InetIsConnected")
+        if conn.closed:
+            raise InetError(f"InetIsConnected: handle {handle} is closed", ErrorCode.HANDLE_CLOSED)
+        return True
+
+    return _call("InetIsConnected", False, body)
+
+
+def InetGetTimeout(handle: int) -> int:
+    """The handle's I/O timeout in whole seconds (rounded up); 0 for none; -1 on error.
+
+    SocketWrench: ``InetGetTimeout(hSocket)``. inetkit: `Connection.timeout`
+    (which may be fractional: 0.5 s reads as 1, so a port never sees 0 for
+    a handle that does time out). A handle without a timeout (``None``,
+    waits forever) gives 0.
+    """
+
+    def body() -> int:
+        timeout = _handles.get(handle, "InetGetTimeout").timeout
+        return 0 if timeout is None else math.ceil(timeout)
+
+    return _call("InetGetTimeout", -1, body)
+
+
+def InetSetTimeout(handle: int, seconds: float | None) -> bool:
+    """Set the handle's I/O timeout in seconds (> 0, or ``None`` to wait forever); True on success.
+
+    SocketWrench: ``InetSetTimeout(hSocket, nTimeout)``. inetkit:
+    `Connection.timeout`: each read or write call as a whole is bounded by
+    it and fails with ``TIMED_OUT``. 0 and negative values fail with
+    ``INVALID_ARGUMENT`` (to poll, use `InetIsReadable` with 0 ms).
+    """
+
+    def body() -> bool:
+        _handles.get(handle, "InetSetTimeout").timeout = seconds
+        return True
+
+    return _call("InetSetTimeout", False, body)
+
+
+def _address(function: str, handle: int, *, peer: bool) -> tuple[str, int]:
+    conn = _handles.get(handle, function)
+    if conn.closed:
+        raise InetError(f"{function}: handle {handle} is closed", ErrorCode.HANDLE_CLOSED)
+    ip, port = conn.remote_address if peer else conn.local_address
+    return (ip, port)
+
+
+def InetGetLocalAddress(handle: int) -> tuple[str, int] | None:
+    """The local end of the connection as ``(ip, port)``; ``None`` on error.
+
+    SocketWrench: ``InetGetLocalAddress(hSocket, lpAddress, lpnPort)``.
+    inetkit: `Connection.local_address`. IPv6 addresses come without
+    brackets (``("::1", 50000)``).
+    """
+    return _call("InetGetLocalAddress", None, lambda: _address("InetGetLocalAddress", handle, peer=False))
+
+
+def InetGetPeerAddress(handle: int) -> tuple[str, int] | None:
+    """The remote end (the address that won the race) as ``(ip, port)``; ``None`` on error.
+
+    SocketWrench: ``InetGetPeerAddress(hSocket, lpAddress, lpnPort)``.
+    inetkit: `Connection.remote_address`.
+    """
+    return _call("InetGetPeerAddress", None, lambda: _address("InetGetPeerAddress", handle, peer=True))
+
+
+def InetGetSecurityInformation(handle: int) -> SecurityInfo | None:
+    """What TLS negotiated on the handle (`inetkit.SecurityInfo`); ``None`` when it has no TLS.
+
+    SocketWrench: ``InetGetSecurityInformation(hSocket, lpSecurityInfo)``.
+    inetkit: `Connection.security_info`: ``protocol``, ``cipher``,
+    ``cipher_bits``, ``alpn_protocol``, ``session_reused`` and
+    ``peer_certificate``. A plain handle gives ``None`` with last error 0
+    (nothing failed: there is no TLS to describe); an unknown or
+    disconnected handle gives ``None`` with the error.
+    """
+
+    def body() -> SecurityInfo | None:
+        conn = _handles.get(handle, "InetGetSecurityInformation")
+        if conn.closed:
+            raise InetError(f"InetGetSecurityInformation: handle {handle} is closed", ErrorCode.HANDLE_CLOSED)
+        return conn.security_info
+
+    return _call("InetGetSecurityInformation", None, body)
+
+
+# -- start-up and shut-down ------------------------------------------------------
+
+
+def InetInitialize(key: str | None = None) -> bool:
+    """Accepted so that ported start-up code runs; there is nothing to set up. Returns True.
+
+    SocketWrench: ``InetInitialize(lpszLicenseKey, lpData)`` loads the
+    library and checks its licence key. inetkit needs neither; ``key`` is
+    accepted (a ``str`` or ``None``) and ignored. Calling it more than once,
+    or not at all, is fine.
+    """
+
+    def body() -> bool:
+        if key is not None and not isinstance(key, str):
+            raise TypeError(f"key is a str or None, not {type(key).__name__}")
+        return True
+
+    return _call("InetInitialize", False, body)
+
+
+def InetUninitialize() -> bool:
+    """Close every handle still open; True when each one closed cleanly.
+
+    SocketWrench: ``InetUninitialize()``, called when the program ends.
+    Every handle in the table is released and its number retired, whichever
+    thread owns it: a call blocked on one (in another thread) is cancelled
+    first, then the handle is closed. When a close reports an error (a TLS
+    peer that went away while we said goodbye, say) the handle is released
+    all the same, the result is False and the last error is the first such
+    error.
+    """
+
+    def body() -> bool:
+        first_error: Exception | None = None
+        for _handle, conn in _handles.take_all():
+            try:
+                _close_any_owner(conn)
+            except Exception as exc:
+                if first_error is None:
+                    first_error = exc
+        if first_error is not None:
+            raise first_error
+        return True
+
+    return _call("InetUninitialize", False, body)
+
+
+def _close_any_owner(conn: Connection) -> None:
+    """Close ``conn`` from whichever thread calls, as a program's last act does."""
+    try:
+        conn.close()
+        return
+    except OwnershipError:
+        pass
+    # Another thread owns it: wake whatever it is blocked in, then close
+    # without the owner check (the path a garbage-collected handle takes).
+    conn.cancel()
+    conn._close(check_owner=False)
+
+
 # -- names and errors ---------------------------------------------------------
 
 
@@ -417,6 +709,19 @@ def InetGetLastError() -> int:
     of its own calls. Reading it does not reset it.
     """
     return _last.code
+
+
+def InetSetLastError(code: int) -> None:
+    """Set the calling thread's last error, as a ported routine of your own may need to.
+
+    SocketWrench: ``InetSetLastError(dwErrorCode)``. ``code`` is 0 or an
+    `ErrorCode` value; the message becomes the code's name. A value that is
+    no ``int`` raises ``TypeError`` (a programming error, not a network one).
+    """
+    if isinstance(code, bool) or not isinstance(code, int):
+        raise TypeError(f"InetSetLastError takes an int error code, not {type(code).__name__}")
+    _last.code = code
+    _last.message = "" if code == 0 else InetGetErrorString(code)
 
 
 def InetGetLastErrorMessage() -> str:

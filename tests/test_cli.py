@@ -2,39 +2,61 @@
 
 from __future__ import annotations
 
+import datetime
+import hashlib
+import json
+import math
 import os
+import select
 import socket
+import struct
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from conftest import Server, free_port, require_module
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 import inetkit
 from inetkit import cli
 from inetkit._demo_server import DemoServer
-from inetkit.cli import main
+from inetkit.cli import attempt_outcome, days_left, main
+
+if TYPE_CHECKING:
+    from certs import PKI
+    from tls_servers import Servers
 
 #: Seconds a command may take before the test gives up (the demo needs about one).
 COMMAND_LIMIT = 60
 
 DEMO_LINES = [
     "inetkit",
-    "1. TCP connect and line round trip",
+    "1. Implicit TLS: connect, round trip, resumption",
     "resolve: 2 address(es) from overrides",
-    "connected 127.0.0.1:",
-    "line round trip: 'hello over TCP' came back",
-    "2. UDP datagram round trip",
-    "the same 14 came back",
-    "3. TLS connect, round trip and resumption",
-    "server certificate: ",
-    "CN=localhost",
-    "issued by: ",
-    "CN=inetkit demo CA",
+    "server certificate: CN=localhost",
+    "issued by: CN=inetkit demo CA",
+    "UTC (0 days left)",
     "line round trip: 'hello over TLS' came back",
     "reconnect: session reused: yes",
+    "2. Explicit TLS: an SMTP STARTTLS dialog",
+    "starttls dialog:",
+    "QUIT over TLS: 221",
+    "3. UDP datagram round trip",
+    "the same 14 came back",
+    "4. attach_thread(): handing a connection to a worker thread",
+    "worker before attach_thread(): NOT_HANDLE_OWNER",
+    "attached; previous owner: ",
+    "worker line round trip: 'hello from the worker' came back",
+    "main after the hand-off: NOT_HANDLE_OWNER",
+    "5. Free-threaded: one thread writes while another reads",
+    "Option.FREETHREAD over TLSv1.3",
+    "all 2000 in order",
     "all checks passed",
 ]
 
@@ -82,11 +104,42 @@ def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    for argv in (["probe", "127.0.0.1"], ["probe", "127.0.0.1", "80", "--timeout", "soon"], ["nope"]):
+    for argv in (["probe", "127.0.0.1", "80", "--timeout", "soon"], ["nope"], ["connect"]):
         with pytest.raises(SystemExit) as exit_info:
             main(argv)
         assert exit_info.value.code == 2
     assert "usage:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["probe", "127.0.0.1"], "'127.0.0.1' needs a PORT"),
+        (["connect", "localhost"], "'localhost' needs a PORT"),
+        (["probe", "https://localhost/", "443"], "give a URL or HOST PORT, not both"),
+        (["probe", "localhost", "1", "--trust", "system"], "--trust is not supported yet"),
+        (["connect", "localhost", "1", "--proxy", "http://127.0.0.1:3128"], "--proxy is not supported yet"),
+        (["probe", "localhost", "1", "--cert-name", "me"], "--cert-name and --password-env need --cert"),
+        (["probe", "localhost", "1", "--alpn", ","], "--alpn needs at least one protocol"),
+        (["probe", "https://localhost/", "--udp"], "--udp takes HOST PORT, not a URL"),
+    ],
+)
+def test_usage_problems_exit_2_before_any_io(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_password_env_must_be_set(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("INETKIT_TEST_NO_SUCH_VAR", raising=False)
+    store = tmp_path / "client.p12"
+    store.write_bytes(b"")
+    argv = ["probe", "localhost", "1", "--cert", str(store), "--password-env", "INETKIT_TEST_NO_SUCH_VAR"]
+    assert main(argv) == 2
+    assert "INETKIT_TEST_NO_SUCH_VAR is not set" in capsys.readouterr().err
 
 
 # -- demo -------------------------------------------------------------------------------
@@ -155,7 +208,9 @@ def test_probe_refused_port_in_a_subprocess() -> None:
 
 def test_probe_invalid_host_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["probe", "127.1", "80"]) == 2
-    assert "127.1" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "127.1" in err
+    assert "INVALID_HOST_NAME" in err
 
 
 def test_probe_udp(udp_echo: tuple[str, int], capsys: pytest.CaptureFixture[str]) -> None:
@@ -198,18 +253,6 @@ def test_probe_prefer_ipv6_and_verbose(tls_server: DemoServer) -> None:
     result = run("-m", "inetkit", "-v", "probe", "localhost", str(tls_server.tls_port), "--prefer-ipv6")
     assert result.returncode == 0, result.stderr
     assert "inetkit DEBUG: " in result.stderr
-
-
-def test_demo_without_tls_skips_that_step(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setattr(cli, "_tls_problem", lambda: "TLS support is not installed")
-    assert main(["demo"]) == 0
-    out = capsys.readouterr().out
-    assert "TLS skipped: TLS support is not installed" in out
-    assert "TLS port" not in out
-    assert "3. TLS" not in out
-    assert "all checks passed" in out
 
 
 @pytest.fixture
@@ -262,3 +305,469 @@ def test_probe_starttls_refused(
     captured = capsys.readouterr()
     assert "does not offer STARTTLS" in captured.err
     assert f"connect 127.0.0.1 port {port}" in captured.out
+
+
+# -- probe --json ----------------------------------------------------------------------
+
+TOP_KEYS = ["host", "port", "ok", "addresses", "attempts", "tls", "error"]
+ATTEMPT_KEYS = ["address", "start_ms", "duration_ms", "outcome"]
+TLS_KEYS = ["protocol", "cipher", "alpn", "session_reused", "certificates"]
+CERT_KEYS = ["subject", "issuer", "names", "not_after", "days_left", "sha256"]
+
+
+def probe_json(capsys: pytest.CaptureFixture[str], *argv: str, status: int = 0) -> dict[str, Any]:
+    assert main(["probe", *argv, "--json"]) == status
+    out = capsys.readouterr().out
+    assert "\x1b[" not in out
+    report = json.loads(out)
+    assert list(report) == TOP_KEYS
+    for attempt in report["attempts"]:
+        assert list(attempt) == ATTEMPT_KEYS
+    return cast(dict[str, Any], report)
+
+
+def test_probe_json_plain(echo_server: Server, capsys: pytest.CaptureFixture[str]) -> None:
+    report = probe_json(capsys, "127.0.0.1", str(echo_server.port))
+    assert report["host"] == "127.0.0.1"
+    assert report["port"] == echo_server.port
+    assert report["ok"] is True
+    assert report["addresses"] == ["127.0.0.1"]
+    (attempt,) = report["attempts"]
+    assert attempt["address"] == "127.0.0.1"
+    assert attempt["outcome"] == "connected"
+    assert attempt["start_ms"] >= 0 and attempt["duration_ms"] >= 0
+    assert report["tls"] is None
+    assert report["error"] is None
+
+
+def test_probe_json_tls_reports_the_certificate(
+    tls_server: DemoServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert tls_server.certificates is not None
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_bytes(tls_server.certificates.ca_pem)
+    report = probe_json(capsys, f"https://localhost:{tls_server.tls_port}/", "--ca-file", str(ca_file))
+    assert report["ok"] is True and report["host"] == "localhost"
+    tls = report["tls"]
+    assert list(tls) == TLS_KEYS
+    assert tls["protocol"] == "TLSv1.3"
+    assert tls["cipher"]
+    assert tls["alpn"] is None
+    assert tls["session_reused"] in (True, False)
+    (cert,) = tls["certificates"]
+    assert list(cert) == CERT_KEYS
+    leaf = x509.load_pem_x509_certificate(tls_server.certificates.cert_pem)
+    assert cert["subject"] == leaf.subject.rfc4514_string()
+    assert cert["issuer"] == "CN=inetkit demo CA,O=inetkit demo"
+    assert cert["names"] == ["DNS:localhost", "IP:127.0.0.1", "IP:::1"]
+    assert cert["sha256"] == hashlib.sha256(leaf.public_bytes(serialization.Encoding.DER)).hexdigest()
+    assert datetime.datetime.fromisoformat(cert["not_after"]) == leaf.not_valid_after_utc
+    left = (leaf.not_valid_after_utc - datetime.datetime.now(datetime.UTC)).total_seconds() / 86400
+    assert cert["days_left"] == math.floor(left)  # the demo certificate lives one day: 0
+
+
+def test_probe_json_alpn_is_reported(pki: PKI, servers: Servers, capsys: pytest.CaptureFixture[str]) -> None:
+    server = servers.python(pki.servers["valid"].context(alpn=["http/1.1"]))
+    report = probe_json(
+        capsys,
+        "127.0.0.1",
+        str(server.port),
+        "--secure",
+        "--ca-file",
+        str(pki.ca_file),
+        "--alpn",
+        "h2,http/1.1",
+    )
+    assert report["tls"]["alpn"] == "http/1.1"
+
+
+def test_probe_json_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_port()
+    report = probe_json(capsys, "127.0.0.1", str(port), status=1)
+    assert report["ok"] is False and report["port"] == port
+    assert report["attempts"][0]["outcome"] == "CONNECTION_REFUSED"
+    assert report["error"]["code"] == "CONNECTION_REFUSED"
+    assert f"127.0.0.1 port {port}" in report["error"]["message"]
+    assert report["tls"] is None
+
+
+def test_probe_json_untrusted_certificate(tls_server: DemoServer, capsys: pytest.CaptureFixture[str]) -> None:
+    report = probe_json(capsys, "localhost", str(tls_server.tls_port), "--secure", status=1)
+    assert report["error"]["code"] == "CERTIFICATE_UNTRUSTED"
+    assert report["attempts"][-1]["outcome"] == "CERTIFICATE_UNTRUSTED"
+    assert report["tls"] is None
+
+
+def test_probe_json_bad_host_is_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    report = probe_json(capsys, "127.1", "80", status=2)
+    assert report["ok"] is False and report["attempts"] == []
+    assert report["error"]["code"] == "INVALID_HOST_NAME"
+
+
+def test_probe_json_missing_client_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nowhere.p12"
+    report = probe_json(capsys, "127.0.0.1", "1", "--secure", "--cert", str(missing), status=1)
+    assert report["error"]["code"] == "INVALID_CREDENTIALS"
+    assert "nowhere.p12" in report["error"]["message"]
+
+
+def test_probe_client_certificate_from_p12(
+    pki: PKI, servers: Servers, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from certs import PASSWORD
+
+    server = servers.python(pki.servers["valid"].context(client_ca=pki.ca_file))
+    monkeypatch.setenv("INETKIT_TEST_P12_PASSWORD", PASSWORD)
+    argv = ["127.0.0.1", str(server.port), "--secure", "--ca-file", str(pki.ca_file)]
+    argv += ["--cert", str(pki.client.p12_modern), "--password-env", "INETKIT_TEST_P12_PASSWORD"]
+    report = probe_json(capsys, *argv)
+    assert report["ok"] is True
+    monkeypatch.setenv("INETKIT_TEST_P12_PASSWORD", "wrong")
+    report = probe_json(capsys, *argv, status=1)
+    assert report["error"]["code"] == "INVALID_CREDENTIALS"
+
+
+def test_attempt_outcome_words() -> None:
+    refused = inetkit.InetConnectionRefusedError("refused", inetkit.ErrorCode.CONNECTION_REFUSED)
+    attempts = [
+        inetkit.Attempt("::1", 1, socket.AF_INET6, 0.0, 0.3, "abandoned"),
+        inetkit.Attempt("127.0.0.1", 1, socket.AF_INET, 0.0, 0.1, "connected"),
+        inetkit.Attempt("127.0.0.2", 1, socket.AF_INET, 0.0, 0.1, "failed", refused),
+        inetkit.Attempt("127.0.0.3", 1, socket.AF_INET, 0.0, 5.0, "timed out"),
+    ]
+    assert [attempt_outcome(attempt) for attempt in attempts] == [
+        "lost",
+        "connected",
+        "CONNECTION_REFUSED",
+        "TIMED_OUT",
+    ]
+
+
+def test_days_left_rounds_down() -> None:
+    now = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    day = datetime.timedelta(days=1)
+    assert days_left(now + 2 * day - datetime.timedelta(seconds=1), now) == 1
+    assert days_left(now + 2 * day, now) == 2
+    assert days_left(now - datetime.timedelta(seconds=1), now) == -1
+
+
+# -- colours -----------------------------------------------------------------------------
+
+
+def run_on_terminal(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run ``python -m inetkit ARGV`` with stdout on a pseudo-terminal; return status and output."""
+    controller, terminal = os.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "inetkit", *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=terminal,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        os.close(terminal)
+        terminal = -1
+        output = b""
+        deadline = time.monotonic() + COMMAND_LIMIT
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([controller], [], [], 0.1)
+            if not ready:
+                if process.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: the terminal's last writer has gone
+                break
+            if not chunk:
+                break
+            output += chunk
+        status = process.wait(COMMAND_LIMIT)
+        assert process.stderr is not None
+        process.stderr.close()
+        return status, output.decode("utf-8", errors="replace")
+    finally:
+        os.close(controller)
+        if terminal >= 0:
+            os.close(terminal)
+
+
+def test_probe_colours_only_on_a_terminal(echo_server: Server) -> None:
+    argv = ["probe", "127.0.0.1", str(echo_server.port)]
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    status, output = run_on_terminal(argv, env)
+    assert status == 0
+    assert "\x1b[32mconnected\x1b[0m" in output
+    status, output = run_on_terminal(argv, dict(env, NO_COLOR="1"))
+    assert status == 0 and "connected" in output and "\x1b[" not in output
+    status, output = run_on_terminal([*argv, "--json"], env)
+    assert status == 0 and "\x1b[" not in output
+    assert json.loads(output)["ok"] is True
+    piped = run("-m", "inetkit", *argv)
+    assert piped.returncode == 0 and "connected" in piped.stdout and "\x1b[" not in piped.stdout
+
+
+# -- connect ------------------------------------------------------------------------------
+
+
+class Recorder:
+    """A server handler: read until the client half-closes, then answer and close."""
+
+    def __init__(self, answer: bytes = b"bye\r\n") -> None:
+        self.answer = answer
+        self.received: list[bytes] = []
+        self.done = threading.Event()
+
+    def __call__(self, sock: socket.socket) -> None:
+        data = b""
+        try:
+            while chunk := sock.recv(65536):
+                data += chunk
+            sock.sendall(self.answer)
+        finally:
+            self.received.append(data)
+            self.done.set()
+
+
+def connect_command(*argv: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    env = dict(os.environ, PYTHONWARNINGS="error")
+    return subprocess.run(
+        [sys.executable, "-m", "inetkit", "connect", *argv],
+        input=stdin,
+        capture_output=True,
+        timeout=COMMAND_LIMIT,
+        env=env,
+        check=False,
+    )
+
+
+def test_connect_sends_lines_with_crlf_and_half_closes(make_server: Callable[..., Server]) -> None:
+    recorder = Recorder()
+    server = make_server(recorder)
+    result = connect_command("127.0.0.1", str(server.port), stdin=b"one\ntwo\r\nthree")
+    assert result.returncode == 0, result.stderr
+    assert recorder.done.wait(5)
+    assert recorder.received == [b"one\r\ntwo\r\nthree"]
+    assert result.stdout == b"bye\r\n"
+    summary = result.stderr.decode()
+    assert f"-> 127.0.0.1:{server.port}" in summary and "no TLS" in summary
+
+
+def test_connect_raw_sends_bytes_as_they_are(make_server: Callable[..., Server]) -> None:
+    recorder = Recorder(answer=b"\x00\xff")
+    server = make_server(recorder)
+    result = connect_command("127.0.0.1", str(server.port), "--raw", stdin=b"one\ntwo\x00")
+    assert result.returncode == 0, result.stderr
+    assert recorder.done.wait(5)
+    assert recorder.received == [b"one\ntwo\x00"]
+    assert result.stdout == b"\x00\xff"
+
+
+def test_connect_ends_when_the_peer_closes_first(make_server: Callable[..., Server]) -> None:
+    def greet_and_close(sock: socket.socket) -> None:
+        sock.sendall(b"220 hello\r\n")
+
+    server = make_server(greet_and_close)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "inetkit", "connect", "127.0.0.1", str(server.port)],
+        stdin=subprocess.PIPE,  # left open: the user has typed nothing
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        out, err = process.communicate(timeout=COMMAND_LIMIT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    assert out == b"220 hello\r\n"
+
+
+def test_connect_tls_with_a_ca_made_at_test_time(tls_server: DemoServer, tmp_path: Path) -> None:
+    assert tls_server.certificates is not None
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_bytes(tls_server.certificates.ca_pem)
+    result = connect_command(
+        "localhost", str(tls_server.tls_port), "--secure", "--ca-file", str(ca_file), stdin=b"hello\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"hello\r\n"
+    assert "TLSv1.3" in result.stderr.decode()
+
+
+def test_connect_tls_untrusted_exits_1(tls_server: DemoServer) -> None:
+    result = connect_command("localhost", str(tls_server.tls_port), "--secure", stdin=b"hello\n")
+    assert result.returncode == 1
+    assert b"CERTIFICATE_UNTRUSTED" in result.stderr
+    assert result.stdout == b""
+
+
+def test_connect_udp(udp_echo: tuple[str, int]) -> None:
+    host, port = udp_echo
+    result = connect_command(host, str(port), "--udp", stdin=b"ping\npong\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"ping\r\npong\r\n"
+    assert b"UDP " in result.stderr
+
+
+def test_connect_refused_exits_1() -> None:
+    result = connect_command("127.0.0.1", str(free_port()), stdin=b"x\n")
+    assert result.returncode == 1
+    assert b"CONNECTION_REFUSED" in result.stderr
+
+
+def test_connect_reset_by_peer_exits_1(make_server: Callable[..., Server]) -> None:
+    def reset(sock: socket.socket) -> None:
+        sock.recv(1)
+        # Linger 0: close sends RST instead of FIN.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    server = make_server(reset)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "inetkit", "connect", "127.0.0.1", str(server.port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert process.stdin is not None
+        process.stdin.write(b"x\n")
+        process.stdin.flush()
+        _, err = process.communicate(timeout=COMMAND_LIMIT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 1, err
+    assert b"CONNECTION_RESET" in err
+
+
+def test_connect_on_a_terminal_sends_each_typed_line(make_server: Callable[..., Server]) -> None:
+    recorder = Recorder()
+    server = make_server(recorder)
+    controller, terminal = os.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "inetkit", "connect", "127.0.0.1", str(server.port)],
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        os.write(controller, b"hello\n")
+        os.write(controller, b"second line\n")
+        os.write(controller, b"\x04")  # Ctrl-D at the start of a line: end of input
+        out, err = process.communicate(timeout=COMMAND_LIMIT)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert process.returncode == 0, err
+    assert recorder.done.wait(5)
+    assert recorder.received == [b"hello\r\nsecond line\r\n"]
+    assert out == b"bye\r\n"
+
+
+def test_probe_expired_certificate(pki: PKI, servers: Servers, capsys: pytest.CaptureFixture[str]) -> None:
+    server = servers.python(pki.servers["expired"].context())
+    argv = ["localhost", str(server.port), "--secure", "--ca-file", str(pki.ca_file)]
+    report = probe_json(capsys, *argv, status=1)
+    assert report["error"]["code"] == "CERTIFICATE_EXPIRED"
+    report = probe_json(capsys, *argv, "--trusted-site")
+    (cert,) = report["tls"]["certificates"]
+    assert cert["days_left"] < 0
+    assert main(["probe", *argv, "--trusted-site"]) == 0
+    assert "(EXPIRED)" in capsys.readouterr().out
+
+
+def test_connect_stops_quietly_when_its_reader_goes(echo_server: Server) -> None:
+    # `inetkit connect ... | head -1`: the output pipe closes while data still arrives.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "inetkit", "connect", "127.0.0.1", str(echo_server.port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(b"first\n")
+        process.stdin.flush()
+        assert process.stdout.readline() == b"first\r\n"
+        process.stdout.close()
+        try:
+            process.stdin.write(b"".join(b"line %d\n" % number for number in range(20000)))
+            process.stdin.close()
+        except BrokenPipeError:
+            pass  # it ended before taking all of it: what this test expects it may do
+        _, err = process.communicate(timeout=COMMAND_LIMIT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    assert b"Traceback" not in err and b"Exception ignored" not in err
+
+
+# -- the demo's SMTP responder ------------------------------------------------------------
+
+
+def test_demo_smtp_server_speaks_enough_rfc_5321(tls_server: DemoServer) -> None:
+    assert tls_server.smtp_port is not None
+    with socket.create_connection(("127.0.0.1", tls_server.smtp_port), timeout=5) as sock:
+        replies = sock.makefile("rb")
+
+        def say(line: bytes) -> list[bytes]:
+            sock.sendall(line + b"\r\n")
+            lines = [replies.readline()]
+            while lines[-1][3:4] == b"-":
+                lines.append(replies.readline())
+            return lines
+
+        assert replies.readline().startswith(b"220 localhost ESMTP")
+        assert say(b"STARTTLS")[0].startswith(b"503 ")  # EHLO first
+        ehlo = say(b"EHLO client.example")
+        assert ehlo[0].startswith(b"250-") and b"250 STARTTLS\r\n" in ehlo
+        assert say(b"NOOP") == [b"250 2.0.0 OK\r\n"]
+        assert say(b"MAIL FROM:<a@example.com>")[0].startswith(b"502 ")
+        assert say(b"QUIT") == [b"221 2.0.0 bye\r\n"]
+        assert replies.read() == b""  # and it closes
+        replies.close()
+
+
+def test_demo_smtp_server_with_inetkit_starttls(tls_server: DemoServer) -> None:
+    from inetkit import starttls
+
+    assert tls_server.certificates is not None and tls_server.smtp_port is not None
+    credentials = inetkit.SecurityCredentials(ca_data=tls_server.certificates.ca_pem)
+    with inetkit.connect("127.0.0.1", tls_server.smtp_port, timeout=5, credentials=credentials) as conn:
+        keywords = starttls.smtp(conn)
+        assert conn.is_secure
+        assert "STARTTLS" not in keywords  # not offered again over TLS (RFC 3207 §4.2)
+        conn.write_line("STARTTLS")
+        assert conn.read_line().startswith(b"503 ")
+        conn.write_line("QUIT")
+        assert conn.read_line() == b"221 2.0.0 bye\r\n"
+
+
+def test_probe_report_of_a_real_race_says_lost() -> None:
+    # ::1 black-holed (SYNs dropped), 127.0.0.1 live on the same port: with
+    # IPv6 preferred, the IPv6 attempt starts first and loses to IPv4.
+    if not ipv6_loopback():
+        pytest.skip("this machine has no IPv6 loopback address")
+    from conftest import black_hole, dual_stack_port
+
+    with dual_stack_port() as port, black_hole("::1", port):
+        resolver = inetkit.Resolver(
+            system_hosts=False, dns=False, overrides={"localhost": ["::1", "127.0.0.1"]}
+        )
+        with inetkit.connect(
+            "localhost",
+            port,
+            timeout=5,
+            options=inetkit.Option.PREFER_IPV6,
+            resolver=resolver,
+            attempt_delay=0.05,
+        ) as conn:
+            report = cli.probe_report(cli.Target(None, "localhost", port), conn)
+    assert report["addresses"] == ["::1", "127.0.0.1"]
+    outcomes = {attempt["address"]: attempt["outcome"] for attempt in report["attempts"]}  # type: ignore[union-attr]
+    assert outcomes == {"::1": "lost", "127.0.0.1": "connected"}

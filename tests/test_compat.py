@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from conftest import Server, free_port
+from conftest import Server, free_port, silent_listener
 
 from inetkit import ErrorCode, Option, Protocol, SecurityCredentials, compat
 from inetkit._demo_server import DemoServer
@@ -512,3 +513,370 @@ def test_keyboard_interrupt_is_not_swallowed() -> None:
 
     with pytest.raises(KeyboardInterrupt):
         compat._call("InetSomething", -1, interrupted)
+
+
+# -- the rest of a port's surface -----------------------------------------------------
+
+PORT_SURFACE = [
+    "InetConnectEx",
+    "InetInitialize",
+    "InetUninitialize",
+    "InetCancel",
+    "InetShutdown",
+    "InetIsReadable",
+    "InetIsWritable",
+    "InetIsConnected",
+    "InetGetTimeout",
+    "InetSetTimeout",
+    "InetSetLastError",
+    "InetGetLocalAddress",
+    "InetGetPeerAddress",
+    "InetGetSecurityInformation",
+]
+
+
+def test_the_port_surface_is_public() -> None:
+    assert set(PORT_SURFACE) <= set(compat.__all__)
+
+
+def test_connect_ex_binds_the_local_port(echo_server: Server, handles: list[int]) -> None:
+    local_port = free_port()
+    handle = compat.InetConnectEx(
+        "127.0.0.1", echo_server.port, compat.INET_PROTOCOL_TCP, TIMEOUT, 0, "127.0.0.1", local_port, None
+    )
+    assert handle > 0, InetGetLastErrorMessage()
+    handles.append(handle)
+    assert compat.InetGetLocalAddress(handle) == ("127.0.0.1", local_port)
+    assert compat.InetGetPeerAddress(handle) == ("127.0.0.1", echo_server.port)
+    assert InetGetLastError() == 0
+
+
+def test_connect_ex_without_a_local_end_is_connect(echo_server: Server, handles: list[int]) -> None:
+    tcp = compat.INET_PROTOCOL_TCP
+    handle = compat.InetConnectEx("127.0.0.1", echo_server.port, tcp, TIMEOUT, 0, None, 0)
+    assert handle > 0, InetGetLastErrorMessage()
+    handles.append(handle)
+    assert InetWriteLine(handle, "ex") and InetReadLine(handle) == "ex"
+
+
+@pytest.mark.parametrize(
+    ("local", "port", "code"),
+    [
+        ("::1", 0, ErrorCode.INVALID_ARGUMENT),  # no IPv6 remote address to go with it
+        ("127.0.0.1", 70000, ErrorCode.INVALID_PORT),
+        ("127.1", 0, ErrorCode.INVALID_HOST_NAME),
+        (5, 0, ErrorCode.INVALID_ARGUMENT),  # a wrong type: TypeError, recorded as INVALID_ARGUMENT
+    ],
+)
+def test_connect_ex_bad_local_end(echo_server: Server, local: object, port: int, code: ErrorCode) -> None:
+    handle = compat.InetConnectEx(
+        "127.0.0.1",
+        echo_server.port,
+        compat.INET_PROTOCOL_TCP,
+        TIMEOUT,
+        0,
+        local,  # type: ignore[arg-type]
+        port,
+    )
+    assert handle == INVALID_SOCKET
+    assert InetGetLastError() == code
+
+
+def test_connect_ex_local_port_in_use(echo_server: Server) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        handle = compat.InetConnectEx(
+            "127.0.0.1", echo_server.port, compat.INET_PROTOCOL_TCP, TIMEOUT, 0, "127.0.0.1", port
+        )
+    assert handle == INVALID_SOCKET
+    assert InetGetLastError() == ErrorCode.ADDRESS_IN_USE
+
+
+def test_initialize_accepts_a_key_and_does_nothing() -> None:
+    assert compat.InetInitialize() is True
+    assert compat.InetInitialize("ABCD-1234") is True
+    assert InetGetLastError() == 0
+    assert compat.InetInitialize(1234) is False  # type: ignore[arg-type]
+    assert InetGetLastError() == ErrorCode.INVALID_ARGUMENT
+
+
+def test_readable_and_writable_take_milliseconds(echo_server: Server, handles: list[int]) -> None:
+    handle = connect_ok(handles, "127.0.0.1", echo_server.port)
+    assert compat.InetIsWritable(handle, 0) is True
+    assert compat.InetIsReadable(handle, 0) is False  # nothing sent yet: a poll says "not yet"
+    assert InetGetLastError() == 0
+    assert compat.InetIsReadable(handle, 20) is False
+    assert InetGetLastError() == 0
+    assert InetWriteLine(handle, "ping")
+    assert compat.InetIsReadable(handle, int(TIMEOUT * 1000)) is True
+    assert InetReadLine(handle) == "ping"
+    for function in (compat.InetIsReadable, compat.InetIsWritable):
+        assert function(handle, -1) is False
+        assert InetGetLastError() == ErrorCode.INVALID_ARGUMENT
+        assert function(handle, 0.5) is False  # type: ignore[arg-type]
+        assert InetGetLastError() == ErrorCode.INVALID_ARGUMENT
+        assert function(INVALID_SOCKET, 0) is False
+        assert InetGetLastError() == ErrorCode.INVALID_ARGUMENT
+
+
+def test_is_connected(echo_server: Server, handles: list[int]) -> None:
+    handle = connect_ok(handles, "127.0.0.1", echo_server.port)
+    assert compat.InetIsConnected(handle) is True
+    assert InetGetLastError() == 0
+    assert InetDisconnect(handle)
+    assert compat.InetIsConnected(handle) is False
+    assert InetGetLastError() == ErrorCode.HANDLE_CLOSED
+    assert compat.InetIsConnected(0) is False
+    assert InetGetLastError() == ErrorCode.INVALID_ARGUMENT
+
+
+def test_get_and_set_timeout(echo_server: Server, handles: list[int]) -> None:
+    handle = connect_ok(handles, "127.0.0.1", echo_server.port, compat.INET_PROTOCOL_TCP, 7)
+    assert compat.InetGetTimeout(handle) == 7  # starts as the connect timeout
+    assert compat.InetSetTimeout(handle, 0.25) is True
+    assert compat.InetGetTimeout(handle) == 1  # whole seconds, rounded up
+    assert compat.InetSetTimeout(handle, None) is True
+    assert compat.InetGetTimeout(handle) == 0  # no timeout
+    for bad in (0, -1, float("nan")):
+        assert compat.InetSetTimeout(handle, bad) is False
+        assert InetGetLastError() == ErrorCode.INVALID_ARGUMENT
+    assert compat.InetSetTimeout(handle, "soon") is False  # type: ignore[arg-type]
+    assert InetGetLastError() == ErrorCode.INVALID_ARGUMENT
+    assert InetDisconnect(handle)
+    assert compat.InetGetTimeout(handle) == -1
+    assert InetGetLastError() == ErrorCode.HANDLE_CLOSED
+
+
+def test_set_timeout_bounds_reads(handles: list[int]) -> None:
+    with silent_listener(1) as port:
+        handle = connect_ok(handles, "127.0.0.1", port)
+        assert compat.InetSetTimeout(handle, 0.05)
+        assert InetRead(handle) is None
+        assert InetGetLastError() == ErrorCode.TIMED_OUT
+
+
+def test_set_last_error_is_per_thread() -> None:
+    compat.InetSetLastError(ErrorCode.CONNECTION_REFUSED)
+    assert InetGetLastError() == 301
+    assert InetGetLastErrorMessage() == "CONNECTION_REFUSED"
+    assert run_in_thread(InetGetLastError) == 0
+    compat.InetSetLastError(0)
+    assert InetGetLastError() == 0 and InetGetLastErrorMessage() == ""
+    with pytest.raises(TypeError):
+        compat.InetSetLastError("301")  # type: ignore[arg-type]
+
+
+def test_addresses_of_closed_and_unknown_handles(echo_server: Server, handles: list[int]) -> None:
+    handle = connect_ok(handles, "127.0.0.1", echo_server.port)
+    local = compat.InetGetLocalAddress(handle)
+    assert local is not None and local[0] == "127.0.0.1" and local[1] > 0
+    assert InetDisconnect(handle)
+    for function in (compat.InetGetLocalAddress, compat.InetGetPeerAddress):
+        assert function(handle) is None
+        assert InetGetLastError() == ErrorCode.HANDLE_CLOSED
+        assert function(12345678) is None
+        assert InetGetLastError() == ErrorCode.INVALID_ARGUMENT
+
+
+def test_security_information(tls_server: DemoServer, echo_server: Server, handles: list[int]) -> None:
+    assert tls_server.certificates is not None and tls_server.tls_port is not None
+    trust = SecurityCredentials(ca_data=tls_server.certificates.ca_pem)
+    secure = InetConnect(
+        "localhost", tls_server.tls_port, compat.INET_PROTOCOL_TCP, TIMEOUT, compat.INET_OPTION_SECURE, trust
+    )
+    assert secure > 0, InetGetLastErrorMessage()
+    handles.append(secure)
+    info = compat.InetGetSecurityInformation(secure)
+    assert info is not None and InetGetLastError() == 0
+    assert info.protocol == "TLSv1.3"
+    assert info.peer_certificate is not None and info.peer_certificate.common_name == "localhost"
+    plain = connect_ok(handles, "127.0.0.1", echo_server.port)
+    assert compat.InetGetSecurityInformation(plain) is None
+    assert InetGetLastError() == 0  # no TLS is no failure
+    assert InetDisconnect(secure)
+    assert compat.InetGetSecurityInformation(secure) is None
+    assert InetGetLastError() == ErrorCode.HANDLE_CLOSED
+
+
+def test_shutdown_half_closes(make_server: Callable[..., Server], handles: list[int]) -> None:
+    def answer_after_eof(sock: socket.socket) -> None:
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+        sock.sendall(b"got " + data)
+
+    server = make_server(answer_after_eof)
+    handle = connect_ok(handles, "127.0.0.1", server.port)
+    assert InetWrite(handle, b"request") == 7
+    assert compat.InetShutdown(handle) is True
+    assert InetGetLastError() == 0
+    assert InetReadLine(handle) == "got request"
+    assert InetRead(handle) == b""
+    assert InetWrite(handle, b"more") == -1  # the sending side is shut
+    assert InetGetLastError() != 0
+    assert compat.InetShutdown(0) is False
+    assert InetGetLastError() == ErrorCode.INVALID_ARGUMENT
+
+
+def test_cancel_wakes_a_blocked_read(handles: list[int]) -> None:
+    with silent_listener(1) as port:
+        handle = connect_ok(handles, "127.0.0.1", port, compat.INET_PROTOCOL_TCP, 30)
+        assert compat.InetCancel(handle) is True  # nothing blocked: nothing to do, nothing kept
+        assert InetGetLastError() == 0
+        outcome = cancel_until_woken(handle, lambda: (InetRead(handle), InetGetLastError()))
+        assert outcome == (None, ErrorCode.CANCELLED)
+        assert compat.InetIsConnected(handle) is True  # a cancelled call leaves the handle open
+    assert compat.InetCancel(-5) is False
+    assert InetGetLastError() == ErrorCode.INVALID_ARGUMENT
+
+
+def cancel_until_woken(handle: int, blocked: Callable[[], object]) -> object:
+    """Run ``blocked`` in a worker that takes the handle over; InetCancel it from this thread.
+
+    ``InetCancel`` affects a call in progress only, so the "UI" thread
+    repeats it until the worker's call has returned (bounded).
+    """
+    result: list[object] = []
+
+    def worker() -> None:
+        assert InetAttachThread(handle) != 0
+        result.append(blocked())
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    deadline = time.monotonic() + TIMEOUT
+    while thread.is_alive() and time.monotonic() < deadline:
+        assert compat.InetCancel(handle) is True
+        thread.join(0.01)
+    thread.join(TIMEOUT)
+    assert not thread.is_alive()
+    assert InetAttachThread(handle) != 0  # back to this thread, so the fixture can disconnect
+    return result[0]
+
+
+def test_uninitialize_closes_every_open_handle(echo_server: Server) -> None:
+    first = connect_ok([], "127.0.0.1", echo_server.port)
+    second = connect_ok([], "127.0.0.1", echo_server.port, compat.INET_PROTOCOL_TCP, TIMEOUT, 0)
+    with silent_listener(1) as port:
+        # One handle owned by a worker that is blocked reading it when the program ends.
+        owned = connect_ok([], "127.0.0.1", port, compat.INET_PROTOCOL_TCP, 30)
+        started = threading.Event()
+        outcome: list[object] = []
+
+        def worker() -> None:
+            InetAttachThread(owned)
+            started.set()
+            outcome.append((InetRead(owned), InetGetLastError()))
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        assert started.wait(TIMEOUT)
+        assert compat.InetUninitialize() is True, InetGetLastErrorMessage()
+        thread.join(TIMEOUT)
+        assert not thread.is_alive()
+    assert outcome and outcome[0][0] is None
+    assert outcome[0][1] in (ErrorCode.CANCELLED, ErrorCode.HANDLE_CLOSED)
+    for handle in (first, second, owned):
+        assert compat.InetIsConnected(handle) is False
+        assert InetGetLastError() == ErrorCode.HANDLE_CLOSED
+    assert compat.InetUninitialize() is True  # nothing left: still fine
+    assert compat.InetInitialize() is True
+    again = connect_ok([], "127.0.0.1", echo_server.port)
+    assert again > owned  # numbers are never reused, not even after InetUninitialize
+    assert InetDisconnect(again)
+
+
+# -- a SocketWrench client ported line by line ------------------------------------------
+
+
+class Session:
+    """What one worker thread of the ported client did."""
+
+    def __init__(self) -> None:
+        self.previous_owner = 0
+        self.replies: list[str] = []
+        self.error = 0
+        self.peer: tuple[str, int] | None = None
+
+
+def session_worker(handle: int, lines: list[str], session: Session) -> None:
+    """The worker thread of the original C client, one call per line of it.
+
+    // C: DWORD WINAPI SessionThread(LPVOID lpParam)
+    //    { HSOCKET hSocket = (HSOCKET)lpParam;
+    //      InetAttachThread(hSocket);
+    //      for (...) { InetWriteLine(hSocket, szLine); InetReadLine(hSocket, szReply, &n); }
+    //      InetShutdown(hSocket); while (InetRead(hSocket, buf, sizeof buf) > 0) ;
+    //      InetDisconnect(hSocket); }
+    """
+    session.previous_owner = InetAttachThread(handle)
+    if session.previous_owner == 0:
+        session.error = InetGetLastError()
+        return
+    session.peer = compat.InetGetPeerAddress(handle)
+    for line in lines:
+        if not InetWriteLine(handle, line):
+            session.error = InetGetLastError()
+            break
+        if not compat.InetIsReadable(handle, int(TIMEOUT * 1000)):
+            session.error = InetGetLastError() or int(ErrorCode.TIMED_OUT)
+            break
+        reply = InetReadLine(handle)
+        if reply is None:
+            session.error = InetGetLastError()
+            break
+        session.replies.append(reply)
+    compat.InetShutdown(handle)
+    while (data := InetRead(handle)) is not None and data:
+        pass
+    if not InetDisconnect(handle):
+        session.error = InetGetLastError()
+
+
+def test_ported_multithreaded_client(echo_server: Server) -> None:
+    assert compat.InetInitialize("SOCKETTOOLS-LICENSE-KEY")
+    main_thread = threading.get_ident()
+    sessions: list[Session] = []
+    threads: list[threading.Thread] = []
+    handles: list[int] = []
+    for number in range(4):
+        handle = compat.InetConnectEx(
+            "localhost",
+            echo_server.port,
+            compat.INET_PROTOCOL_TCP,
+            TIMEOUT,
+            compat.INET_OPTION_NODELAY,
+            "",
+            0,
+            None,
+        )
+        assert handle != INVALID_SOCKET, InetGetLastErrorMessage()
+        assert compat.InetGetTimeout(handle) == int(TIMEOUT)
+        handles.append(handle)
+        session = Session()
+        sessions.append(session)
+        lines = [f"session {number} line {index}" for index in range(5)]
+        thread = threading.Thread(target=session_worker, args=(handle, lines, session))
+        threads.append(thread)
+        thread.start()
+    # The "UI" thread meanwhile owns one more session that blocks in InetRead
+    # on a server that never answers, and the user presses Cancel.
+    with silent_listener(1) as port:
+        stuck = InetConnect("127.0.0.1", port, compat.INET_PROTOCOL_TCP, 30)
+        assert stuck != INVALID_SOCKET
+        outcome = cancel_until_woken(stuck, lambda: (InetRead(stuck), InetGetLastError()))
+        assert outcome == (None, ErrorCode.CANCELLED)
+        assert InetDisconnect(stuck)
+    for thread in threads:
+        thread.join(TIMEOUT)
+        assert not thread.is_alive()
+    for number, session in enumerate(sessions):
+        assert session.error == 0, InetGetErrorString(session.error)
+        assert session.previous_owner == main_thread
+        assert session.peer == ("127.0.0.1", echo_server.port)
+        assert session.replies == [f"session {number} line {index}" for index in range(5)]
+    for handle in handles:
+        assert compat.InetIsConnected(handle) is False  # each worker disconnected its own
+    assert compat.InetUninitialize()

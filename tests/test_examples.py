@@ -30,6 +30,24 @@ EXPECTED = {
         "refused connect: handle -1, last error 301 (CONNECTION_REFUSED)",
     ],
     "tls_client.py": ["TLSv1.3", "server certificate: CN=127.0.0.1", "echoed: hello over TLS"],
+    "probe_report.py": [
+        "resolved 1 address(es) from literal",
+        "connected, ",
+        "TLSv1.3, ",
+        "ALPN: http/1.1",
+        "session reused: no",
+        "session reused: yes",
+        "certificate: CN=127.0.0.1",
+        "issued by: CN=probe example CA",
+        "names: IP:127.0.0.1",
+        "(29 days left)",
+        "sha256: ",
+    ],
+    "client_certificate_p12.py": [
+        "with the PKCS#12 certificate: the server said 'hello example client'",
+        "without a client certificate: CLIENT_CERTIFICATE_REQUIRED",
+        "with a wrong password: INVALID_CREDENTIALS",
+    ],
 }
 
 
