@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Generator
 from xml.etree.ElementTree import Element, ParseError, XMLPullParser
-from xml.sax.saxutils import quoteattr
+from xml.sax.saxutils import escape
 
 from ..._errors import ErrorCode
 from ._steps import Dialog, ReadSome, Refusal, Script, Send, StartTLS, Step, quote
@@ -50,11 +50,15 @@ XMPP_READ_BYTES = 4096
 TOP_LEVEL = 2
 
 
+#: Quotes escaped in attribute values (``escape`` does ``&``, ``<`` and ``>``).
+_QUOTES = {"'": "&apos;", '"': "&quot;"}
+
+
 def stream_header(host: str) -> bytes:
     """The initial stream header to ``host`` (RFC 6120 §4.7), ``to=`` escaped."""
     return (
         "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-        f"xmlns:stream='{STREAMS_NS}' to={quoteattr(host)} version='1.0'>"
+        f"xmlns:stream='{STREAMS_NS}' to='{escape(host, _QUOTES)}' version='1.0'>"
     ).encode()
 
 
