@@ -35,6 +35,7 @@ from ._core.dialogs import (
     new_dialog,
 )
 from ._errors import ConnectionClosedError, ErrorCode, InetError, InvalidArgumentError, SecurityError
+from ._options import Protocol
 
 if TYPE_CHECKING:
     from ._connection import Connection
@@ -134,6 +135,34 @@ def _refusal(conn: Connection, dialog: Dialog, refused: Refused) -> SecurityErro
     return SecurityError(message, refused.code)
 
 
+def _check(name: str, conn: object, deadline: object, client_name: object) -> None:
+    """Misuse is refused before any I/O, and the handle is left as it was."""
+    from ._connection import Connection
+
+    if not isinstance(conn, Connection):
+        raise TypeError(f"starttls.{name}() needs an inetkit.Connection, not {type(conn).__name__}")
+    if deadline is not None and (isinstance(deadline, bool) or not isinstance(deadline, int | float)):
+        raise TypeError(f"deadline must be a time.monotonic() value or None, not {type(deadline).__name__}")
+    if client_name is not None:
+        if not isinstance(client_name, str):
+            raise TypeError(f"client_name must be a str or None, not {type(client_name).__name__}")
+        if not client_name or any(c.isspace() for c in client_name):
+            raise InvalidArgumentError(
+                f"client_name must be one word (a domain or an address literal), got {client_name!r}",
+                ErrorCode.INVALID_ARGUMENT,
+            )
+    where = f"{conn.host_name} port {conn.port}"
+    if conn.protocol is Protocol.UDP:
+        raise InvalidArgumentError(
+            f"STARTTLS ({name}) with {where}: the handle is UDP; STARTTLS needs TCP",
+            ErrorCode.INVALID_ARGUMENT,
+        )
+    if conn.is_secure:
+        raise SecurityError(
+            f"STARTTLS ({name}) with {where}: the connection is already secure", ErrorCode.ALREADY_SECURE
+        )
+
+
 def _run(
     name: str,
     conn: Connection,
@@ -141,11 +170,8 @@ def _run(
     deadline: float | None,
     client_name: str | None = None,
 ) -> object:
-    try:
-        dialog = new_dialog(name, conn.host_name, conn.local_address[0], client_name=client_name)
-    except BaseException:
-        conn.close()
-        raise
+    _check(name, conn, deadline, client_name)
+    dialog = new_dialog(name, conn.host_name, conn.local_address[0], client_name=client_name)
     return _drive(conn, dialog, credentials, deadline)
 
 

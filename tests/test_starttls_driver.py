@@ -18,11 +18,19 @@ from collections.abc import Callable
 import certs
 import pytest
 from conftest import Server, silent_listener
-from tls_servers import open_sockets, sockets_left_open
+from tls_servers import Servers, open_sockets, sockets_left_open
 
 import inetkit
 import inetkit.starttls
-from inetkit import ErrorCode, InetTimeoutError, InvalidArgumentError, SecurityCredentials, SecurityError
+from inetkit import (
+    ErrorCode,
+    InetTimeoutError,
+    InvalidArgumentError,
+    Option,
+    Protocol,
+    SecurityCredentials,
+    SecurityError,
+)
 from inetkit._connect import STARTTLS_DIALOGS
 from inetkit._core.dialogs import NAMES
 from inetkit._core.dialogs.ldap import STARTTLS_REQUEST
@@ -155,10 +163,9 @@ def test_plaintext_after_the_go_ahead_is_refused(
 def test_a_server_that_hangs_up_is_a_refusal_and_the_function_closes_the_handle(
     make_server: Callable[..., Server], name: str
 ) -> None:
-    exchanges = UNTIL_GO_AHEAD[name][:-1]  # everything but the go-ahead, then the server leaves
-    if not exchanges:
-        exchanges = [(UNTIL_GO_AHEAD[name][0][0], b"")]
-
+    # Everything but the go-ahead: the server reads the last request, then closes (a clean FIN:
+    # nothing of the client's is left unread, which would make the close a reset).
+    exchanges = [*UNTIL_GO_AHEAD[name][:-1], (UNTIL_GO_AHEAD[name][-1][0], b"")]
     server = make_server(lambda sock: _run_then_close(sock, exchanges))
     with inetkit.connect("127.0.0.1", server.port, timeout=TIMEOUT) as conn:
         with pytest.raises(SecurityError) as info:
@@ -279,3 +286,35 @@ def test_the_driver_restores_the_io_timeout(pki: certs.PKI, make_server: Callabl
         inetkit.starttls.postgres(conn, trust(pki), deadline=time.monotonic() + TIMEOUT)
         assert conn.is_secure
         assert conn.timeout == 7.5
+
+
+def test_misuse_is_refused_before_any_io(
+    pki: certs.PKI, make_server: Callable[..., Server], udp_echo: tuple[str, int], servers: Servers
+) -> None:
+    """Wrong types and wrong handles raise at once, and the handle stays as it was."""
+    with pytest.raises(TypeError, match=r"starttls.imap\(\) needs an inetkit.Connection, not str"):
+        inetkit.starttls.imap("localhost")  # type: ignore[arg-type]
+    server = make_server(scripted([]))
+    with inetkit.connect("127.0.0.1", server.port, timeout=TIMEOUT) as conn:
+        with pytest.raises(TypeError, match="deadline"):
+            inetkit.starttls.pop3(conn, deadline="soon")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="client_name"):
+            inetkit.starttls.smtp(conn, client_name=b"me")  # type: ignore[arg-type]
+        for bad in ("", "two words", "me\r\nRCPT TO:<x@y>"):
+            with pytest.raises(InvalidArgumentError, match="client_name must be one word"):
+                inetkit.starttls.smtp(conn, client_name=bad)
+        assert not conn.closed
+    with inetkit.connect(udp_echo[0], udp_echo[1], Protocol.UDP, timeout=TIMEOUT) as udp:
+        with pytest.raises(InvalidArgumentError, match="STARTTLS needs TCP"):
+            inetkit.starttls.ldap(udp)
+        assert not udp.closed
+    tls = servers.python(pki.servers["valid"].context())
+    with inetkit.connect(
+        "localhost", tls.port, options=Option.SECURE, credentials=trust(pki), timeout=TIMEOUT
+    ) as conn:
+        with pytest.raises(SecurityError) as info:
+            inetkit.starttls.xmpp(conn)
+        assert info.value.code is ErrorCode.ALREADY_SECURE
+        assert not conn.closed
+        conn.write_line("ping")
+        assert conn.read_line() == b"gnip\n"
