@@ -29,8 +29,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+import pytest
 from certs import ServerCert
-from conftest import free_port, require_module, require_program
+from conftest import REQUIRE_ENV, free_port, require_module, require_program
 
 #: Seconds a server may take to accept on its ports (each starts in about one on this machine).
 START_TIMEOUT = 20.0
@@ -50,6 +51,15 @@ LOG_TAIL = 3000
 
 class PeerError(RuntimeError):
     """A server did not start; the message carries the end of its log."""
+
+
+def require_root(server: str) -> None:
+    """Skip (or fail under CI) unless we are root: ``server`` runs as a system user of its own."""
+    if os.geteuid() != 0:
+        message = f"{server} runs as its own system user here, which needs root (as .ci/run has)"
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 def owned_folder(prefix: str, user: str | None = None) -> Path:
@@ -216,6 +226,7 @@ DOVECOT_PASSWORD = "wonderland"
 def dovecot(tls: ServerCert | None) -> Peer:
     """Dovecot with IMAP and POP3 (``ports["imap"]``, ``ports["pop3"]``); STARTTLS iff ``tls``."""
     program = require_program("dovecot")
+    require_root("dovecot")
     folder = owned_folder("dovecot")
     home = folder / "home"
     home.mkdir()
@@ -323,6 +334,7 @@ POSTGRES_BIN = Path("/usr/lib/postgresql") / POSTGRES_VERSION / "bin"
 def postgres_template(folder: Path) -> Path:
     """A cluster made once by initdb (trust authentication), to copy for each server."""
     initdb = require_program(str(POSTGRES_BIN / "initdb"))
+    require_root("PostgreSQL")
     data = folder / "template"
     entry = pwd.getpwnam("postgres")
     out = subprocess.run(
@@ -427,6 +439,7 @@ def slapd_version() -> str:
 def prosody(tls: ServerCert | None) -> Peer:
     """Prosody for ``VirtualHost "localhost"`` as the ``prosody`` user; mod_tls (required) iff ``tls``."""
     program = require_program("prosody")
+    require_root("Prosody")
     folder = owned_folder("xmpp", "prosody")
     data = folder / "data"
     data.mkdir()
