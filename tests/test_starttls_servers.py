@@ -10,9 +10,11 @@ against the second. See tests/peers.py for how each is started and stopped.
 
 from __future__ import annotations
 
+import re
 import shutil
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import certs
 import peers
@@ -336,3 +338,21 @@ def test_xmpp_refused_without_tls(pki: certs.PKI, prosody_servers: tuple[peers.P
     error = refused("xmpp", prosody_servers[1].port, pki)
     assert "does not offer starttls" in str(error)
     assert "mechanisms" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("name", "found"),
+    [
+        ("Dovecot", peers.dovecot_version),
+        ("PostgreSQL", peers.postgres_version),
+        ("slapd", peers.slapd_version),
+        ("Prosody", peers.prosody_version),
+        ("pyftpdlib", peers.pyftpdlib_version),
+    ],
+)
+def test_docs_name_the_versions_tested_here(name: str, found: Callable[[], str]) -> None:
+    """docs/starttls.md names each server's version; a new major or minor release shows up here."""
+    match = re.search(r"(\d+)\.(\d+)", found().split(")", 1)[-1] if name == "PostgreSQL" else found())
+    assert match is not None, found()
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "starttls.md").read_text()
+    assert f"{name} {match[1]}.{match[2]}" in docs
