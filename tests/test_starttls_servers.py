@@ -10,9 +10,12 @@ against the second. See tests/peers.py for how each is started and stopped.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import struct
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -356,3 +359,33 @@ def test_docs_name_the_versions_tested_here(name: str, found: Callable[[], str])
     assert match is not None, found()
     docs = (Path(__file__).resolve().parent.parent / "docs" / "starttls.md").read_text()
     assert f"{name} {match[1]}.{match[2]}" in docs
+
+
+#: Seconds the command-line probe may take (a cold interpreter start included).
+CLI_LIMIT = 60
+
+
+@pytest.mark.parametrize("with_tls", [True, False])
+def test_cli_probe_with_starttls_ldap(
+    pki: certs.PKI, slapd_servers: tuple[peers.Peer, peers.Peer], with_tls: bool
+) -> None:
+    """``inetkit probe --starttls ldap`` as a user runs it: the TLS details, or the refusal and exit 1."""
+    port = (slapd_servers[0] if with_tls else slapd_servers[1]).port
+    command = [sys.executable, "-m", "inetkit", "probe", "localhost", str(port), "--starttls", "ldap"]
+    out = subprocess.run(
+        [*command, "--ca-file", str(pki.ca_file)],
+        capture_output=True,
+        text=True,
+        timeout=CLI_LIMIT,
+        env=dict(os.environ, PYTHONWARNINGS="error"),
+        check=False,
+    )
+    if with_tls:
+        assert out.returncode == 0, out.stderr
+        assert "starttls dialog:" in out.stdout
+        assert "TLSv1.3" in out.stdout
+        assert "server certificate: CN=localhost" in out.stdout
+    else:
+        assert out.returncode == 1
+        assert "STARTTLS (ldap)" in out.stderr
+        assert "resultCode 2 (protocolError): 'unsupported extended operation'" in out.stderr
