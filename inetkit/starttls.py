@@ -89,6 +89,7 @@ def _steps(
     deadline: float | None,
     timeout: float | None,
 ) -> object:
+    """The driver loop: one I/O call per step, each with what is left of the deadline."""
     step = dialog.start()
     for _ in range(MAX_STEPS):
         if isinstance(step, Done):
@@ -126,6 +127,7 @@ def _steps(
 
 
 def _refusal(conn: Connection, dialog: Dialog, refused: Refused) -> SecurityError:
+    """The error for a `Refused` step, naming the dialog, host and port, and the handle's state."""
     where = f"{conn.host_name} port {conn.port}"
     state = "is closed" if refused.after_tls else "was not upgraded and is closed"
     if refused.code is ErrorCode.STARTTLS_REFUSED:
@@ -170,6 +172,7 @@ def _run(
     deadline: float | None,
     client_name: str | None = None,
 ) -> object:
+    """Check the arguments, make the dialog ``name`` for this connection, and drive it."""
     _check(name, conn, deadline, client_name)
     dialog = new_dialog(name, conn.host_name, conn.local_address[0], client_name=client_name)
     return _drive(conn, dialog, credentials, deadline)
