@@ -62,9 +62,17 @@ class Talk:
         return self.end
 
 
-def talk(dialog: Dialog, server: bytes, over_tls: bytes = b"", *, chunk: int | None = None) -> Talk:
-    """Run ``dialog`` against a server that says ``server`` (then ``over_tls`` after the handshake)."""
-    incoming = bytearray(server)
+def talk(
+    dialog: Dialog, server: bytes | list[bytes], over_tls: bytes = b"", *, chunk: int | None = None
+) -> Talk:
+    """Run ``dialog`` against a server that says ``server`` (then ``over_tls`` after the handshake).
+
+    ``server`` as bytes is there from the start; as a list, its first item is
+    there from the start and each further one arrives after the dialog's next
+    send (a server answers only what it was asked).
+    """
+    answers = [server] if isinstance(server, bytes) else list(server)
+    incoming = bytearray(answers.pop(0))
     step = dialog.start()
     result = Talk(step)
     for _ in range(MAX_STEPS):
@@ -74,6 +82,8 @@ def talk(dialog: Dialog, server: bytes, over_tls: bytes = b"", *, chunk: int | N
             return result
         if isinstance(step, Send):
             (result.sent_over_tls if result.tls else result.sent).append(step.data)
+            if answers and not result.tls:
+                incoming += answers.pop(0)
             step = dialog.proceed()
         elif isinstance(step, StartTLS):
             result.tls = True
@@ -488,7 +498,7 @@ def test_xmpp_stream_header_names_the_host() -> None:
 @pytest.mark.parametrize("chunk", [None, 1, 7])
 def test_xmpp_happy_path(chunk: int | None) -> None:
     """The same bytes, in one read or split anywhere."""
-    result = talk(XMPPDialog("localhost"), XMPP_HEADER + XMPP_FEATURES + XMPP_PROCEED, chunk=chunk)
+    result = talk(XMPPDialog("localhost"), [b"", XMPP_HEADER + XMPP_FEATURES, XMPP_PROCEED], chunk=chunk)
     assert result.sent == [stream_header("localhost"), STARTTLS_ELEMENT]
     assert result.tls and result.unread_at_tls == b""
     assert result.end == Done(None)
@@ -496,7 +506,7 @@ def test_xmpp_happy_path(chunk: int | None) -> None:
 
 def test_xmpp_proceed_with_an_end_tag() -> None:
     proceed = b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'></proceed>"
-    assert talk(XMPPDialog("localhost"), XMPP_HEADER + XMPP_FEATURES + proceed).tls
+    assert talk(XMPPDialog("localhost"), [b"", XMPP_HEADER + XMPP_FEATURES, proceed]).tls
 
 
 @pytest.mark.parametrize(
@@ -541,9 +551,20 @@ def test_xmpp_dtd_split_over_two_reads_is_still_seen() -> None:
 
 @pytest.mark.parametrize("after", [b"<message>forged</message>", b" ", b"<mess", b"</stream:stream>", b"x"])
 def test_xmpp_refuses_plaintext_after_proceed(after: bytes) -> None:
-    result = talk(XMPPDialog("localhost"), XMPP_HEADER + XMPP_FEATURES + XMPP_PROCEED + after)
+    result = talk(XMPPDialog("localhost"), [b"", XMPP_HEADER + XMPP_FEATURES, XMPP_PROCEED + after])
     assert not result.tls
     assert result.refused.code is ErrorCode.UNEXPECTED_PLAINTEXT
+
+
+def test_xmpp_refuses_a_proceed_sent_before_it_was_asked_for() -> None:
+    """A proceed that came with the features was pipelined, not an answer: plaintext injection."""
+    dialog = XMPPDialog("localhost")
+    dialog.start()
+    assert isinstance(dialog.proceed(), ReadSome)
+    step = dialog.receive(XMPP_HEADER + XMPP_FEATURES + XMPP_PROCEED)  # all before our <starttls/>
+    assert step == Send(STARTTLS_ELEMENT)
+    step = dialog.proceed()
+    assert isinstance(step, Refused) and step.code is ErrorCode.UNEXPECTED_PLAINTEXT
 
 
 def test_xmpp_reads_are_bounded() -> None:

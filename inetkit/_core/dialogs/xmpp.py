@@ -10,15 +10,16 @@ Parsing is incremental (`xml.etree.ElementTree.XMLPullParser`) and bounded:
 at most `XMPP_MAX_BYTES` are read before the go-ahead, in reads of at most
 `XMPP_READ_BYTES`. RFC 6120 §11.1 restricted XML is enforced: comments,
 processing instructions and DTDs (``<!``, the door to entity expansion) are
-refused. The ``<proceed/>`` must be the last byte the server sent: anything
-after it in the same read (another element, text, even whitespace) was sent
-in plaintext before the handshake and is refused with
-``UNEXPECTED_PLAINTEXT``; whatever arrives later is left in the socket for
-``enable_security``'s own check.
+refused. Everything the server sent after our ``<starttls/>`` must be the
+``<proceed/>`` element and nothing else: anything after it in the reads so
+far (another element, text, even whitespace) was sent in plaintext before
+the handshake and is refused with ``UNEXPECTED_PLAINTEXT``; whatever arrives
+later is left in the socket for ``enable_security``'s own check.
 """
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Generator
 from xml.etree.ElementTree import Element, ParseError, XMLPullParser
@@ -48,6 +49,11 @@ XMPP_MAX_BYTES = 65536
 XMPP_READ_BYTES = 4096
 #: The element depth of a stream's direct children (the stream itself is 1).
 TOP_LEVEL = 2
+#: Everything the server may send after our ``<starttls/>``: one proceed element (empty, or
+#: with only whitespace inside), maybe after whitespace, and not a byte after it.
+_PROCEED_ONLY = re.compile(
+    rb"\s*<(?:[A-Za-z_][\w.-]*:)?proceed(?:\s[^<>]*)?(?:/>|>\s*</(?:[A-Za-z_][\w.-]*:)?proceed\s*>)"
+)
 
 
 #: Quotes escaped in attribute values (``escape`` does ``&``, ``<`` and ``>``).
@@ -81,7 +87,7 @@ class XMPPDialog(Dialog):
         self._depth = 0
         self._received = 0
         self._tail = b""  # the last byte of the previous read, to see "<!" split over two reads
-        self._last_read = b""
+        self._answer: bytearray | None = None  # what arrived after our <starttls/>
 
     def _event(self) -> Generator[Step, bytes | None, tuple[str, object]]:
         """The next parse event, reading (bounded) when none is pending."""
@@ -99,7 +105,8 @@ class XMPPDialog(Dialog):
             if b"<!" in self._tail + data:
                 raise Refusal("the server sent a DTD, comment or CDATA section (RFC 6120 §11.1 forbids them)")
             self._tail = data[-1:]
-            self._last_read = data
+            if self._answer is not None:
+                self._answer += data
             try:
                 self._parser.feed(data)
                 for event in self._parser.read_events():
@@ -146,12 +153,13 @@ class XMPPDialog(Dialog):
             offered = ", ".join(_local(child.tag) for child in features) or "nothing"
             raise Refusal(f"the server does not offer starttls in its stream features (it offers {offered})")
         yield Send(STARTTLS_ELEMENT)
+        self._answer = bytearray()
         answer = yield from self._top_level_element()
         if answer.tag == FAILURE_TAG:
             raise Refusal("the server answered starttls with <failure/>")
         if answer.tag != PROCEED_TAG:
             raise Refusal(f"the server answered starttls with {quote(_local(answer.tag))}, not <proceed/>")
-        if self._events or not self._last_read.endswith(b">"):
+        if self._events or not _PROCEED_ONLY.fullmatch(self._answer):
             raise Refusal(
                 "the server sent plaintext after <proceed/>; refusing to start TLS (bytes sent in the clear "
                 "must not be mistaken for protected data)",
