@@ -484,3 +484,51 @@ def prosody(tls: ServerCert | None) -> Peer:
 
 def prosody_version() -> str:
     return version([require_program("prosodyctl"), "about"])
+
+
+# -- Exim: SMTP (GnuTLS) ------------------------------------------------------------------------
+
+#: The user Debian's exim drops to; with a private -C configuration it runs as this user.
+EXIM_USER = "Debian-exim"
+
+
+def exim(tls: ServerCert | None) -> Peer:
+    """Exim as a foreground daemon with a private configuration; STARTTLS offered iff ``tls``."""
+    program = require_program("exim")
+    require_root("exim")
+    folder = owned_folder("exim")
+    entry = pwd.getpwnam(EXIM_USER)
+    for name in ("spool", "log"):
+        (folder / name).mkdir()
+        os.chown(folder / name, entry.pw_uid, entry.pw_gid)
+    port = free_port()
+    if tls is not None:
+        chain, key = _copy_identity(tls, folder, EXIM_USER)
+        security = f"tls_advertise_hosts = *\ntls_certificate = {chain}\ntls_privatekey = {key}\n"
+    else:
+        security = "tls_advertise_hosts =\n"
+    (folder / "exim.conf").write_text(
+        "keep_environment =\n"
+        f"spool_directory = {folder}/spool\n"
+        f"log_file_path = {folder}/log/%slog\n"
+        f"pid_file_path = {folder}/exim.pid\n"
+        f"daemon_smtp_ports = {port}\n"
+        "local_interfaces = 127.0.0.1\n"
+        "primary_hostname = localhost\n"
+        f"{security}"
+        "acl_smtp_rcpt = acl_check_rcpt\n"
+        "begin acl\n"
+        "acl_check_rcpt:\n"
+        "  deny\n"
+    )
+    return Peer(
+        "exim",
+        [program, "-C", str(folder / "exim.conf"), "-bdf"],
+        folder,
+        {"smtp": port},
+        log_files=("log/mainlog", "log/paniclog"),
+    )
+
+
+def exim_version() -> str:
+    return version([require_program("exim"), "--version"])

@@ -1,8 +1,8 @@
 """Every STARTTLS dialog against a real server on loopback, then one real exchange over TLS.
 
-The servers are other people's: dovecot (IMAP, POP3), pyftpdlib (FTP),
-PostgreSQL, slapd (LDAP), Prosody (XMPP); SMTP against aiosmtpd is in
-test_starttls.py. Each runs twice, from the same configuration with and
+The servers are other people's: Exim (SMTP, with GnuTLS), dovecot (IMAP,
+POP3), pyftpdlib (FTP), PostgreSQL, slapd (LDAP), Prosody (XMPP); SMTP
+against aiosmtpd is in test_starttls.py. Each runs twice, from the same configuration with and
 without TLS: the upgrade must work against the first and be refused
 (``STARTTLS_REFUSED``, the handle closed, nothing sent in plaintext after it)
 against the second. See tests/peers.py for how each is started and stopped.
@@ -73,6 +73,53 @@ def check_tls(conn: Connection) -> None:
     assert info is not None and info.peer_certificate is not None
     assert info.peer_certificate.common_name == "localhost"
     assert conn.trace.starttls is not None and conn.trace.tls_handshake is not None
+
+
+# -- SMTP: Exim -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def exim_servers(pki: certs.PKI) -> Iterator[tuple[peers.Peer, peers.Peer]]:
+    """(Exim offering STARTTLS, Exim without TLS); Exim's TLS is GnuTLS."""
+    with_tls, plain = peers.start((peers.exim, (pki.servers["valid"],)), (peers.exim, (None,)))
+    try:
+        yield with_tls, plain
+    finally:
+        with_tls.stop()
+        plain.stop()
+
+
+def smtp_reply(conn: Connection) -> str:
+    """The last line of one SMTP reply."""
+    for _ in range(MAX_LINES):
+        reply = line(conn)
+        if reply[3:4] != "-":
+            return reply
+    raise AssertionError("an SMTP reply without end")
+
+
+def test_smtp_starttls_with_exim(pki: certs.PKI, exim_servers: tuple[peers.Peer, peers.Peer]) -> None:
+    port = exim_servers[0].port
+    with inetkit.connect("localhost", port, timeout=TIMEOUT) as conn:
+        keywords = inetkit.starttls.smtp(conn, trust(pki), client_name="client.example")
+        assert conn.is_secure
+        info = conn.security_info
+        assert info is not None and info.peer_certificate is not None
+        assert info.peer_certificate.common_name == "localhost"
+        assert "STARTTLS" not in keywords and "8BITMIME" in keywords
+        conn.write_line("MAIL FROM:<alice@example.org>")
+        assert smtp_reply(conn).startswith("250")
+        conn.write_line("RCPT TO:<bob@example.net>")
+        assert smtp_reply(conn).startswith("550")  # this Exim takes no mail: its ACL denies every recipient
+        conn.write_line("QUIT")
+        assert smtp_reply(conn).startswith("221")
+
+
+def test_smtp_refused_by_exim_without_tls(
+    pki: certs.PKI, exim_servers: tuple[peers.Peer, peers.Peer]
+) -> None:
+    error = refused("smtp", exim_servers[1].port, pki)
+    assert "does not offer STARTTLS" in str(error)
 
 
 # -- IMAP and POP3: dovecot ------------------------------------------------------------------
@@ -351,6 +398,7 @@ def test_xmpp_refused_without_tls(pki: certs.PKI, prosody_servers: tuple[peers.P
         ("slapd", peers.slapd_version),
         ("Prosody", peers.prosody_version),
         ("pyftpdlib", peers.pyftpdlib_version),
+        ("Exim", peers.exim_version),
     ],
 )
 def test_docs_name_the_versions_tested_here(name: str, found: Callable[[], str]) -> None:
