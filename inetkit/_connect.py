@@ -65,7 +65,7 @@ _monotonic = time.monotonic
 
 #: STARTTLS dialogs known to `connect(starttls=...)`. Filled by ``starttls``
 #: (loaded lazily) so that `import inetkit` stays cheap.
-STARTTLS_DIALOGS = ("smtp",)
+STARTTLS_DIALOGS = ("smtp", "imap", "pop3", "ftp", "postgres", "ldap", "xmpp")
 
 
 def _default_resolver() -> Resolver:

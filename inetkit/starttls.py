@@ -3,14 +3,18 @@
 Each dialog runs on a plain `Connection`, asks the server to start TLS in the
 protocol's own words, and then calls `Connection.enable_security` (the same
 verification as implicit TLS). They fail closed: a server that does not offer
-or refuses the upgrade raises `SecurityError` (``STARTTLS_REFUSED``); nothing
-ever silently stays in plaintext. Bytes the server sends after agreeing and
-before the handshake are refused (``UNEXPECTED_PLAINTEXT``): they would
-otherwise be mistaken for protected data (response injection, see
-nodemailer/nodemailer#1835).
+or refuses the upgrade raises `SecurityError` (``STARTTLS_REFUSED``) and the
+handle is closed; nothing ever silently stays in plaintext. Bytes the server
+sends after agreeing and before the handshake are refused
+(``UNEXPECTED_PLAINTEXT``): they would otherwise be mistaken for protected
+data (response injection, see nodemailer/nodemailer#1835, CVE-2021-23222).
 
-``connect(..., starttls="smtp")`` runs the dialog inside the connect
-deadline; the functions here can also be called on a handle you made.
+The protocol logic lives in ``inetkit._core.dialogs`` (no I/O there); this
+module is the blocking driver: it performs each step the dialog asks for on
+the connection, with bounded reads (a line of at most the dialog's length, an
+exact byte count, or a bounded chunk), every call under the one deadline.
+``connect(..., starttls=NAME)`` runs the dialog inside the connect deadline;
+the functions here can also be called on a handle you made.
 """
 
 from __future__ import annotations
@@ -19,78 +23,159 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ._errors import ErrorCode, InetError, InvalidArgumentError, SecurityError
+from ._core.dialogs import (
+    Dialog,
+    Done,
+    ReadExactly,
+    ReadLine,
+    ReadSome,
+    Refused,
+    Send,
+    StartTLS,
+    new_dialog,
+)
+from ._errors import ConnectionClosedError, ErrorCode, InetError, InvalidArgumentError, SecurityError
+from ._options import Protocol
 
 if TYPE_CHECKING:
     from ._connection import Connection
     from ._credentials import SecurityCredentials
 
-__all__ = ["DIALOGS", "smtp"]
+__all__ = ["DIALOGS", "ftp", "imap", "ldap", "pop3", "postgres", "run_dialog", "smtp", "xmpp"]
 
-#: Longest SMTP reply line we accept (RFC 5321 §4.5.3.1.5 says 512 octets;
-#: real servers send longer EHLO lines, so allow some room).
-SMTP_MAX_LINE = 4096
-#: Most lines one SMTP reply may have (bounds a server that never ends one).
-SMTP_MAX_REPLY_LINES = 256
+#: Steps one dialog may take at most (each dialog bounds its own replies; this
+#: bounds the driver loop itself, far above the longest real dialog).
+MAX_STEPS = 10_000
+#: The shortest timeout a step gets once the deadline has passed: the call
+#: then fails with TIMED_OUT at once instead of waiting without bound.
+MIN_STEP_TIMEOUT = 0.001
 
 
-def _remaining(deadline: float | None, conn: Connection) -> float | None:
+def _remaining(deadline: float | None, fallback: float | None) -> float | None:
     if deadline is None:
-        return conn.timeout
-    left = deadline - time.monotonic()
-    return max(left, 0.001)
+        return fallback
+    return max(deadline - time.monotonic(), MIN_STEP_TIMEOUT)
 
 
-class _Dialog:
-    """Shared helpers for line-based dialogs, bounded by one deadline."""
+def _drive(
+    conn: Connection,
+    dialog: Dialog,
+    credentials: SecurityCredentials | None,
+    deadline: float | None,
+) -> object:
+    """Run ``dialog`` on ``conn``: perform each step under the deadline; close the handle on any failure.
 
-    def __init__(self, conn: Connection, deadline: float | None, protocol: str) -> None:
-        self.conn = conn
-        self.deadline = deadline
-        self.protocol = protocol
-        self.where = f"{conn.host_name} port {conn.port}"
+    Without a ``deadline`` each step gets the handle's own I/O timeout.
+    """
+    saved = conn.timeout
+    try:
+        result = _steps(conn, dialog, credentials, deadline, saved)
+    except BaseException:
+        # Fail closed: a handle whose upgrade failed is in an unknown protocol
+        # state and must not be used in plaintext by mistake.
+        try:
+            conn.close()
+        except InetError:
+            pass  # e.g. not the owner: the original error says more
+        raise
+    conn.timeout = saved
+    return result
 
-    def _with_deadline(self) -> None:
-        self.conn.timeout = _remaining(self.deadline, self.conn)
 
-    def send(self, line: str) -> None:
-        self._with_deadline()
-        self.conn.write_line(line)
+def _steps(
+    conn: Connection,
+    dialog: Dialog,
+    credentials: SecurityCredentials | None,
+    deadline: float | None,
+    timeout: float | None,
+) -> object:
+    """The driver loop: one I/O call per step, each with what is left of the deadline."""
+    step = dialog.start()
+    for _ in range(MAX_STEPS):
+        if isinstance(step, Done):
+            return step.result
+        if isinstance(step, Refused):
+            raise _refusal(conn, dialog, step)
+        conn.timeout = _remaining(deadline, timeout)
+        if isinstance(step, Send):
+            conn.write(step.data)
+            step = dialog.proceed()
+        elif isinstance(step, ReadLine):
+            try:
+                line = conn.read_line(step.max_length)
+            except InetError as exc:
+                if exc.code is not ErrorCode.LINE_TOO_LONG:
+                    raise
+                too_long = f"a reply line longer than {step.max_length} bytes"
+                refused = Refused(ErrorCode.STARTTLS_REFUSED, too_long)
+                raise _refusal(conn, dialog, refused) from None
+            step = dialog.receive(line)
+        elif isinstance(step, ReadExactly):
+            try:
+                data = conn.read_exactly(step.count)
+            except ConnectionClosedError:
+                data = b""  # the dialog says the server hung up, in its own words
+            step = dialog.receive(data)
+        elif isinstance(step, ReadSome):
+            step = dialog.receive(conn.read(step.max_bytes))
+        elif isinstance(step, StartTLS):
+            conn.enable_security(credentials)
+            step = dialog.proceed()
+        else:  # pragma: no cover - Step is a closed union
+            raise AssertionError(f"unknown dialog step {step!r}")
+    raise _refusal(conn, dialog, Refused(ErrorCode.STARTTLS_REFUSED, f"no end after {MAX_STEPS} steps"))
 
-    def read_line(self) -> str:
-        self._with_deadline()
-        raw = self.conn.read_line(SMTP_MAX_LINE)
-        if not raw:
-            raise self.refused("the server closed the connection")
-        return raw.decode("utf-8", "replace").rstrip("\r\n")
 
-    def refused(self, why: str) -> SecurityError:
-        return SecurityError(
-            f"STARTTLS ({self.protocol}) with {self.where} refused: {why}; "
-            "the connection was not upgraded and is closed",
-            ErrorCode.STARTTLS_REFUSED,
+def _refusal(conn: Connection, dialog: Dialog, refused: Refused) -> SecurityError:
+    """The error for a `Refused` step, naming the dialog, host and port, and the handle's state."""
+    where = f"{conn.host_name} port {conn.port}"
+    state = "is closed" if refused.after_tls else "was not upgraded and is closed"
+    if refused.code is ErrorCode.STARTTLS_REFUSED:
+        message = f"STARTTLS ({dialog.name}) with {where} refused: {refused.reason}; the connection {state}"
+    else:
+        message = f"STARTTLS ({dialog.name}) with {where}: {refused.reason}; the connection {state}"
+    return SecurityError(message, refused.code)
+
+
+def _check(name: str, conn: object, deadline: object, client_name: object) -> None:
+    """Misuse is refused before any I/O, and the handle is left as it was."""
+    from ._connection import Connection
+
+    if not isinstance(conn, Connection):
+        raise TypeError(f"starttls.{name}() needs an inetkit.Connection, not {type(conn).__name__}")
+    if deadline is not None and (isinstance(deadline, bool) or not isinstance(deadline, int | float)):
+        raise TypeError(f"deadline must be a time.monotonic() value or None, not {type(deadline).__name__}")
+    if client_name is not None:
+        if not isinstance(client_name, str):
+            raise TypeError(f"client_name must be a str or None, not {type(client_name).__name__}")
+        if not client_name or any(c.isspace() for c in client_name):
+            raise InvalidArgumentError(
+                f"client_name must be one word (a domain or an address literal), got {client_name!r}",
+                ErrorCode.INVALID_ARGUMENT,
+            )
+    where = f"{conn.host_name} port {conn.port}"
+    if conn.protocol is Protocol.UDP:
+        raise InvalidArgumentError(
+            f"STARTTLS ({name}) with {where}: the handle is UDP; STARTTLS needs TCP",
+            ErrorCode.INVALID_ARGUMENT,
+        )
+    if conn.is_secure:
+        raise SecurityError(
+            f"STARTTLS ({name}) with {where}: the connection is already secure", ErrorCode.ALREADY_SECURE
         )
 
 
-def _smtp_reply(dialog: _Dialog) -> tuple[int, list[str]]:
-    """One SMTP reply: (code, text lines). Multi-line replies use "250-" continuations."""
-    lines: list[str] = []
-    for _ in range(SMTP_MAX_REPLY_LINES):
-        line = dialog.read_line()
-        if len(line) < 3 or not line[:3].isdigit():
-            raise dialog.refused(f"malformed reply {line[:80]!r}")
-        lines.append(line[4:])
-        if len(line) == 3 or line[3] == " ":
-            return int(line[:3]), lines
-        if line[3] != "-":
-            raise dialog.refused(f"malformed reply {line[:80]!r}")
-    raise dialog.refused(f"a reply longer than {SMTP_MAX_REPLY_LINES} lines")
-
-
-def _ehlo_name(conn: Connection) -> str:
-    # RFC 5321 §4.1.3: an address literal when we have no domain name to give.
-    ip = conn.local_address[0]
-    return f"[IPv6:{ip}]" if ":" in ip else f"[{ip}]"
+def _run(
+    name: str,
+    conn: Connection,
+    credentials: SecurityCredentials | None,
+    deadline: float | None,
+    client_name: str | None = None,
+) -> object:
+    """Check the arguments, make the dialog ``name`` for this connection, and drive it."""
+    _check(name, conn, deadline, client_name)
+    dialog = new_dialog(name, conn.host_name, conn.local_address[0], client_name=client_name)
+    return _drive(conn, dialog, credentials, deadline)
 
 
 def smtp(
@@ -102,63 +187,99 @@ def smtp(
 ) -> list[str]:
     """SMTP STARTTLS (RFC 3207): greeting, EHLO, STARTTLS, TLS, EHLO again.
 
-    Returns the EHLO keywords the server offers over TLS (upper-cased).
-    ``client_name`` is sent in EHLO (default: an address literal of our end).
+    Returns the EHLO keywords the server offers over TLS (upper-cased); the
+    handle is ready for MAIL or AUTH. ``client_name`` is sent in EHLO
+    (default: an address literal of our end). ``credentials`` default to
+    those the connect was given; ``deadline`` (on `time.monotonic`) bounds
+    the whole dialog, else each step gets the handle's timeout.
     """
-    dialog = _Dialog(conn, deadline, "smtp")
-    saved = conn.timeout
-    name = client_name or _ehlo_name(conn)
-    try:
-        return _smtp_dialog(dialog, conn, credentials, name)
-    except BaseException:
-        # Fail closed: a handle whose upgrade failed is in an unknown protocol
-        # state and must not be used in plaintext by mistake.
-        try:
-            conn.close()
-        except InetError:
-            pass  # e.g. not the owner: the original error says more
-        raise
-    finally:
-        if not conn.closed:
-            conn.timeout = saved
+    keywords = _run("smtp", conn, credentials, deadline, client_name)
+    assert isinstance(keywords, list)
+    return keywords
 
 
-def _smtp_dialog(
-    dialog: _Dialog, conn: Connection, credentials: SecurityCredentials | None, name: str
-) -> list[str]:
-    code, lines = _smtp_reply(dialog)
-    if code != 220:
-        raise dialog.refused(f"greeting {code} {' '.join(lines)[:120]}")
-    dialog.send(f"EHLO {name}")
-    code, lines = _smtp_reply(dialog)
-    if code != 250:
-        raise dialog.refused(f"EHLO answered {code} {' '.join(lines)[:120]}")
-    keywords = {line.split(" ", 1)[0].upper() for line in lines[1:]}
-    if "STARTTLS" not in keywords:
-        raise dialog.refused("the server does not offer STARTTLS in its EHLO reply")
-    dialog.send("STARTTLS")
-    code, lines = _smtp_reply(dialog)
-    if code != 220:
-        raise dialog.refused(f"STARTTLS answered {code} {' '.join(lines)[:120]}")
-    dialog._with_deadline()
-    conn.enable_security(credentials)
-    dialog.send(f"EHLO {name}")
-    code, lines = _smtp_reply(dialog)
-    if code != 250:
-        raise dialog.refused(f"EHLO over TLS answered {code} {' '.join(lines)[:120]}")
-    return [line.split(" ", 1)[0].upper() for line in lines[1:]]
+def imap(
+    conn: Connection, credentials: SecurityCredentials | None = None, *, deadline: float | None = None
+) -> None:
+    """IMAP STARTTLS (RFC 3501 §6.2.1): greeting ``* OK``, CAPABILITY listing STARTTLS, STARTTLS, TLS.
+
+    The caller speaks next over TLS (CAPABILITY again, LOGIN, ...).
+    """
+    _run("imap", conn, credentials, deadline)
+
+
+def pop3(
+    conn: Connection, credentials: SecurityCredentials | None = None, *, deadline: float | None = None
+) -> None:
+    """POP3 STLS (RFC 2595 §4): greeting ``+OK``, CAPA (optional), STLS ``+OK``, TLS.
+
+    The caller speaks next over TLS (CAPA, USER/PASS, ...).
+    """
+    _run("pop3", conn, credentials, deadline)
+
+
+def ftp(
+    conn: Connection, credentials: SecurityCredentials | None = None, *, deadline: float | None = None
+) -> None:
+    """FTP AUTH TLS (RFC 4217): greeting 220, AUTH TLS 234, TLS, then PBSZ 0 and PROT P (200 each).
+
+    The caller logs in next (USER/PASS) over TLS; data connections are protected.
+    """
+    _run("ftp", conn, credentials, deadline)
+
+
+def postgres(
+    conn: Connection, credentials: SecurityCredentials | None = None, *, deadline: float | None = None
+) -> None:
+    """PostgreSQL SSLRequest: the single byte ``S`` is the go-ahead, then TLS.
+
+    The caller sends its StartupMessage next over TLS.
+    """
+    _run("postgres", conn, credentials, deadline)
+
+
+def ldap(
+    conn: Connection, credentials: SecurityCredentials | None = None, *, deadline: float | None = None
+) -> None:
+    """LDAP StartTLS extended operation (RFC 4511 §4.14): resultCode 0 is the go-ahead, then TLS.
+
+    The caller binds next over TLS.
+    """
+    _run("ldap", conn, credentials, deadline)
+
+
+def xmpp(
+    conn: Connection, credentials: SecurityCredentials | None = None, *, deadline: float | None = None
+) -> None:
+    """XMPP STARTTLS (RFC 6120 §5): a stream to the host name, the starttls feature, ``<proceed/>``, TLS.
+
+    The caller opens a new stream next over TLS.
+    """
+    _run("xmpp", conn, credentials, deadline)
 
 
 #: Dialogs by name, as accepted by ``connect(starttls=...)``.
-DIALOGS: dict[str, Callable[..., object]] = {"smtp": smtp}
+DIALOGS: dict[str, Callable[..., object]] = {
+    "smtp": smtp,
+    "imap": imap,
+    "pop3": pop3,
+    "ftp": ftp,
+    "postgres": postgres,
+    "ldap": ldap,
+    "xmpp": xmpp,
+}
 
 
 def run_dialog(name: str, conn: Connection, deadline: float | None) -> None:
-    """Run the dialog ``name`` on ``conn`` under the connect deadline (inetkit-internal)."""
+    """Run the dialog ``name`` on ``conn`` under the connect deadline (inetkit-internal).
+
+    The handshake uses the credentials the connect was given
+    (`Connection.enable_security` falls back to them).
+    """
     dialog = DIALOGS.get(name)
     if dialog is None:
         raise InvalidArgumentError(
-            f"unknown starttls dialog {name!r}; known: {', '.join(sorted(DIALOGS))}",
+            f"unknown starttls dialog {name!r}; known: {', '.join(DIALOGS)}",
             ErrorCode.INVALID_ARGUMENT,
         )
-    dialog(conn, conn._credentials, deadline=deadline)
+    dialog(conn, deadline=deadline)
