@@ -572,7 +572,11 @@ class Connection:
             # clear the region, so a thread that lost the handle (or a closed
             # handle) meets the full way at its next line.
             if guard.owner == me:
-                yield from buffer.region
+                # Not ``yield from``: leaving the loop early would close() the
+                # region (PEP 380), and the lines left in it belong to the
+                # next read. A plain loop is as fast.
+                for line in buffer.region:
+                    yield line
             line = next_line(DEFAULT_MAX_BYTES)
             if not line:
                 return

@@ -20,8 +20,9 @@ order, so mixing the operations never loses or reorders a byte:
    ``readline`` and its iterator are C-level readers that split at ``\\n``
    only (``memchr``): exactly this module's line rule, one allocation per
    line (the line itself) and no Python code per line. Drivers call
-   ``region.readline()`` directly on their hot path and ``yield from`` it to
-   iterate. Every line in it is at most ``line_limit + 1`` bytes long, so
+   ``region.readline()`` directly on their hot path and loop over it to
+   iterate (a plain ``for``: ``yield from`` would close the region when the
+   caller's loop ends early). Every line in it is at most ``line_limit + 1`` bytes long, so
    its content never exceeds ``line_limit`` (the region is at most that long).
    The region never holds the last complete line received: that line is
    served by `next_line`, which first releases the drained region, so an idle
