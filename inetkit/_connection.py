@@ -36,7 +36,8 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from itertools import chain
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, final
 
@@ -495,22 +496,27 @@ class Connection:
         """
         # The fast path (see "reading" above): the owner, and the next line
         # already read ahead. A closed handle's buffer is empty, so it always
-        # takes the full way, which raises HANDLE_CLOSED.
+        # takes the full way, which raises HANDLE_CLOSED. The region's lines
+        # are within the default limit; other limits are checked here only
+        # when they are plain positive ints (the full way checks the rest).
         guard = self._guard
-        owner = guard.owner
-        if owner == _get_ident():
+        if guard.owner == _get_ident():
             region = self._buffer.region
             line = region.readline()
             if line:
-                if max_length.__class__ is int and 0 < max_length >= len(line) - 1:
+                if max_length is DEFAULT_MAX_BYTES or (
+                    max_length.__class__ is int and 0 < max_length >= len(line) - 1
+                ):
                     return line
                 region.seek(-len(line), 1)  # not ours to judge here: the full way decides
-        elif owner is None and guard.read_lock is not None and guard.read_lock.acquire(False):
+        elif guard.owner is None and guard.read_lock is not None and guard.read_lock.acquire(False):
             try:
                 region = self._buffer.region
                 line = region.readline()
                 if line:
-                    if max_length.__class__ is int and 0 < max_length >= len(line) - 1:
+                    if max_length is DEFAULT_MAX_BYTES or (
+                        max_length.__class__ is int and 0 < max_length >= len(line) - 1
+                    ):
                         return line
                     region.seek(-len(line), 1)
             finally:
@@ -548,38 +554,38 @@ class Connection:
     def __iter__(self) -> Iterator[bytes]:
         """Lines until the end of the stream: exactly what repeated `read_line()` calls give.
 
-        It reads ahead in large chunks. Breaking out of the loop loses
-        nothing: the next read gets what was read ahead.
+        It reads ahead in large chunks. Leaving the loop early loses nothing:
+        the next read gets what was read ahead.
         """
         self._stream_only("iteration")
-        return self._lines()
+        if self._guard.owner is None:
+            return self._locked_lines()
+        # chain() pulls each line from the read-ahead region in C, with no
+        # Python frame per line; _regions runs once per region.
+        return chain.from_iterable(self._regions())
 
-    def _lines(self) -> Iterator[bytes]:
+    def _regions(self) -> Iterator[Iterable[bytes]]:
+        """The read-ahead regions, and between them the lines the full way gives."""
         guard = self._guard
-        if guard.owner is None:
-            # Free-threaded: every line takes the read lock, so readers on
-            # other threads take turns with this one line by line.
-            read_line = self.read_line
-            while line := read_line():
-                yield line
-            return
         buffer = self._buffer
-        me = _get_ident()
+        me = _get_ident()  # the thread that iterates (this runs at the first next())
         next_line = self._read_line
         while True:
-            # The read-ahead region yields its lines at C speed. The owner is
-            # checked once per region: `attach_thread` and `close` recall or
-            # clear the region, so a thread that lost the handle (or a closed
-            # handle) meets the full way at its next line.
+            # The owner is checked once per region: `attach_thread` recalls
+            # the region and `close` clears it, so a thread that lost the
+            # handle, or a closed handle, meets the full way at its next line.
+            # The region's lines are within the default limit.
             if guard.owner == me:
-                # Not ``yield from``: leaving the loop early would close() the
-                # region (PEP 380), and the lines left in it belong to the
-                # next read. A plain loop is as fast.
-                for line in buffer.region:
-                    yield line
+                yield buffer.region
             line = next_line(DEFAULT_MAX_BYTES)
             if not line:
                 return
+            yield (line,)
+
+    def _locked_lines(self) -> Iterator[bytes]:
+        """Free-threaded: every line takes the read lock, so readers take turns line by line."""
+        read_line = self.read_line
+        while line := read_line():
             yield line
 
     def __next__(self) -> bytes:
