@@ -568,14 +568,14 @@ class Connection:
         """The read-ahead regions, and between them the lines the full way gives."""
         guard = self._guard
         buffer = self._buffer
-        me = _get_ident()  # the thread that iterates (this runs at the first next())
         next_line = self._read_line
         while True:
-            # The owner is checked once per region: `attach_thread` recalls
-            # the region and `close` clears it, so a thread that lost the
-            # handle, or a closed handle, meets the full way at its next line.
-            # The region's lines are within the default limit.
-            if guard.owner == me:
+            # The owner is checked once per region (by the thread pulling
+            # now): `attach_thread` recalls the region and `close` clears it,
+            # so a thread that lost the handle, or a closed handle, meets the
+            # full way at its next line. The region's lines are within the
+            # default limit.
+            if guard.owner == _get_ident():
                 yield buffer.region
             line = next_line(DEFAULT_MAX_BYTES)
             if not line:
