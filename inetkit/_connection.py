@@ -691,9 +691,11 @@ class Connection:
         On a free-threaded handle this does nothing and returns None.
         """
         previous = self._guard.attach()
-        # Lines read ahead go back among the buffered bytes, so an iterator
-        # of the previous owner stops at its next line (NOT_HANDLE_OWNER).
-        self._buffer.recall_region()
+        if previous is not None:
+            # Lines read ahead go back among the buffered bytes, so an
+            # iterator of the previous owner stops at its next line
+            # (NOT_HANDLE_OWNER). Free-threaded handles have no owner to lose.
+            self._buffer.recall_region()
         return previous
 
     def cancel(self) -> None:
