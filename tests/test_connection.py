@@ -647,3 +647,61 @@ def test_tls_lines_mixed_and_iterated(pki: PKI, servers: Servers) -> None:
         "127.0.0.1", server.port, timeout=10, options=Option.SECURE, credentials=credentials
     ) as conn:
         assert list(conn) == [*numbered_lines(), b"end"]
+
+
+def test_explicit_line_limit_applies_to_read_ahead_lines(make_server: Callable[..., Server]) -> None:
+    lines = [b"short\n", b"s" * 60 + b"\n", b"y" * 100 + b"\r\n", b"z" * 50 + b"\r\n", b"end\n", b"last\n"]
+
+    def send(sock: socket.socket) -> None:
+        sock.sendall(b"".join(lines))
+
+    server = make_server(send)
+    with inetkit.connect("127.0.0.1", server.port, timeout=10) as conn:
+        assert conn.read_line(max_length=50) == lines[0]
+        with pytest.raises(inetkit.InetError) as info:
+            conn.read_line(max_length=50)  # served from read-ahead: still checked
+        assert info.value.code is ErrorCode.LINE_TOO_LONG
+        assert conn.read_line(max_length=60) == lines[1]
+        with pytest.raises(inetkit.InetError):
+            conn.read_line(max_length=99)
+        assert conn.read_line(max_length=100) == lines[2]  # the terminator does not count
+        assert conn.read_line(max_length=50) == lines[3]
+        for bad in (0, -1):
+            with pytest.raises(inetkit.InvalidArgumentError):
+                conn.read_line(max_length=bad)
+        with pytest.raises(TypeError):
+            conn.read_line(max_length=True)
+        with pytest.raises(TypeError):
+            conn.read_line(max_length="10")  # type: ignore[arg-type]
+        assert list(conn) == lines[4:]  # the refused calls took nothing
+
+
+def test_iteration_timeout_and_cancel_keep_the_partial_line(make_server: Callable[..., Server]) -> None:
+    go_on = threading.Event()
+
+    def send(sock: socket.socket) -> None:
+        sock.sendall(b"one\ntwo\npart")
+        go_on.wait(10)
+        sock.sendall(b"ial\nthree\n")
+
+    server = make_server(send)
+    with inetkit.connect("127.0.0.1", server.port, timeout=0.3) as conn:
+        lines = iter(conn)
+        assert next(lines) == b"one\n"
+        assert next(lines) == b"two\n"
+        with pytest.raises(inetkit.InetTimeoutError):
+            next(lines)  # the call as a whole is bounded by the timeout
+        conn.timeout = 10
+        assert conn.is_readable()  # "part" is buffered
+
+        def cancel_soon() -> None:
+            time.sleep(0.2)
+            conn.cancel()
+
+        canceller = threading.Thread(target=cancel_soon)
+        canceller.start()
+        with pytest.raises(inetkit.CancelledError):
+            conn.read_line()
+        canceller.join(5)
+        go_on.set()
+        assert list(conn) == [b"partial\n", b"three\n"]
