@@ -20,13 +20,13 @@ order, so mixing the operations never loses or reorders a byte:
    ``readline`` and its iterator are C-level readers that split at ``\\n``
    only (``memchr``): exactly this module's line rule, one allocation per
    line (the line itself) and no Python code per line. Drivers call
-   ``region.readline()`` directly on their hot path and loop over it to
-   iterate (a plain ``for``: ``yield from`` would close the region when the
-   caller's loop ends early). Every line in it is at most ``line_limit + 1`` bytes long, so
-   its content never exceeds ``line_limit`` (the region is at most that long).
-   The region never holds the last complete line received: that line is
-   served by `next_line`, which first releases the drained region, so an idle
-   buffer that has handed out all its lines holds no large allocation.
+   ``region.readline()`` directly on their hot path and iterate it (with
+   ``for`` or ``itertools.chain``; never ``yield from``, which closes the
+   region when the caller's loop ends early). The region is at most
+   ``line_limit + 1`` bytes long, so no line in it has more content than
+   ``line_limit``. It never holds the last complete line received: that
+   line is served by `next_line`, which first releases the drained region,
+   so a buffer that has handed out all its lines holds no large allocation.
 2. ``_head[_hpos:]``: unsplit bytes (the last line, a partial line, or data
    not yet asked for as lines); ``_scanned`` of them are known to hold no
    ``\\n``, so a long line arriving in many pieces is searched once.
