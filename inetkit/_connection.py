@@ -7,9 +7,12 @@ TCP/UDP first, replaced in place by the TLS engine when security is enabled.
 Everything above the transport (buffering, lines, ownership, timeouts) is the
 same for both, so plain and secure handles behave alike.
 
-Reads: one reusable receive buffer (a fixed ``bytearray`` with a persistent
-``memoryview``) serves `read_line` and `read_exactly`; line ends are found
-with ``bytearray.find`` (a C-level search), never a Python loop per byte.
+Reads: a sans-I/O receive buffer (``_core.buffer.ReceiveBuffer``) holds
+what was received and not yet read; this module is the blocking driver over
+it. Line reads receive ahead in large chunks, and the buffer keeps the
+complete lines in a region whose C-level ``readline`` serves the next line
+without any Python-level parsing; `read_line` served from there is an owner
+check and that one call, and iteration yields from the region directly.
 `read` and `read_into` bypass the buffer when it is empty, so bulk reads are
 one system call straight into the caller's memory.
 
@@ -30,12 +33,15 @@ import _socket
 import logging
 import math
 import socket
+import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from itertools import chain
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, final
 
+from ._core.buffer import NEED_MORE, TOO_LONG, ReceiveBuffer
 from ._errors import (
     ConnectionClosedError,
     ErrorCode,
@@ -61,9 +67,9 @@ __all__ = ["Connection", "check_timeout"]
 
 logger = logging.getLogger("inetkit")
 
-#: Initial size of the receive buffer: one full TCP read on loopback and the
-#: largest TLS record payload (16 KiB) fit several times over.
-READ_BUFFER_SIZE = 65536
+#: How much a buffered read asks the transport for at once: one full TCP
+#: read on loopback, and four of the largest TLS records (16 KiB).
+READ_AHEAD = 65536
 #: Default `read` size and `read_line` limit (API.md).
 DEFAULT_MAX_BYTES = 65536
 #: Largest UDP payload over IPv4/IPv6 (65535 minus the 8-byte UDP header).
@@ -78,8 +84,7 @@ _A = TypeVar("_A")
 _R = TypeVar("_R")
 _FREETHREAD = int(Option.FREETHREAD)
 _UDP = Protocol.UDP
-#: Stands in for the receive buffer until a buffered read needs one.
-_NO_BUFFER = memoryview(b"")
+_get_ident = threading.get_ident
 
 
 def check_timeout(value: object, name: str) -> float | None:
@@ -112,6 +117,7 @@ class Connection:
 
     __slots__ = (
         "__weakref__",
+        "_buffer",
         "_credentials",
         "_guard",
         "_host",
@@ -123,9 +129,6 @@ class Connection:
         "_port",
         "_protocol",
         "_remote",
-        "_rend",
-        "_rpos",
-        "_rview",
         "_security",
         "_session_cache",
         "_shut",
@@ -150,9 +153,7 @@ class Connection:
     _trace: ConnectTrace | None
     _lazy_trace: tuple[float, float, float, int] | None
     _target: str
-    _rview: memoryview
-    _rpos: int
-    _rend: int
+    _buffer: ReceiveBuffer
     _credentials: SecurityCredentials | None
     _session_cache: bool
     _shut: bool
@@ -218,9 +219,7 @@ class Connection:
         else:
             self._target = f"{host} port {port} ({ip})"
         self._guard = Guard(bool(int(options) & _FREETHREAD), self._target)
-        self._rview = _NO_BUFFER  # allocated on first buffered read
-        self._rpos = 0
-        self._rend = 0
+        self._buffer = ReceiveBuffer(DEFAULT_MAX_BYTES)  # holds no bytes until a buffered read
         self._security = None
         self._negotiated = None
         self._credentials = None
@@ -349,45 +348,30 @@ class Connection:
     def _stream_only(self, what: str) -> None:
         if self._protocol is Protocol.UDP:
             raise InvalidArgumentError(
-                f"{what}() is a stream operation; a UDP handle to {self._target} reads one datagram "
+                f"{what} is a stream operation; a UDP handle to {self._target} reads one datagram "
                 "per read() call",
                 ErrorCode.INVALID_ARGUMENT,
             )
 
-    def _fill(self, deadline: float | None) -> int:
-        """Receive more into the buffer tail; return the count (0 at EOF)."""
-        view = self._rview
-        if not view.nbytes:
-            view = self._rview = memoryview(bytearray(READ_BUFFER_SIZE))
-        if self._rpos == self._rend:
-            self._rpos = self._rend = 0
-        elif self._rend == len(view):
-            if self._rpos:
-                # Move the unread bytes to the front (memoryview copies handle overlap).
-                count = self._rend - self._rpos
-                view[:count] = view[self._rpos : self._rend]
-                self._rpos, self._rend = 0, count
-            else:
-                bigger = memoryview(bytearray(len(view) * 2))
-                bigger[: self._rend] = view[: self._rend]
-                view.release()
-                self._rview = view = bigger
-        count = self._transport.recv_into(view[self._rend :], deadline)
-        self._rend += count
-        return count
-
-    def _stash(self, data: memoryview) -> None:
-        """Put bytes back in front of the buffer (data received but not delivered)."""
-        unread = bytes(self._rview[self._rpos : self._rend])
-        joined = bytes(data) + unread
-        if not joined:
-            return
-        if len(joined) > len(self._rview):
-            self._rview = memoryview(bytearray(max(len(joined), READ_BUFFER_SIZE)))
-        self._rview[: len(joined)] = joined
-        self._rpos, self._rend = 0, len(joined)
+    def _receive(self, deadline: float | None) -> None:
+        """Receive once into the buffer (waiting within ``deadline``); EOF is recorded there."""
+        data = self._transport.recv(READ_AHEAD, deadline)
+        if data:
+            self._buffer.feed(data)
+        else:
+            self._buffer.feed_eof()
 
     # -- reading -------------------------------------------------------
+    #
+    # Every read serves the receive buffer (``_core.buffer``) first, then
+    # asks the transport. Line reads have a fast path: when the buffer's
+    # read-ahead region holds the next line, `read_line` is an owner check
+    # (or, free-threaded, a non-blocking try of the read lock) and one
+    # C-level ``readline``; no Guard lock, no deadline, no busy count, as
+    # nothing can block. Everything else takes the full way through
+    # `_reading`: Guard.enter (owner or closed check, busy count), one
+    # deadline for the whole call, the read lock, and waits that `cancel`
+    # and a cross-thread `close` interrupt.
 
     def _reading(self, step: Callable[[_A, float | None], _R], arg: _A) -> _R:
         """Run one read operation: owner check or reader turn, one deadline, busy count."""
@@ -419,12 +403,11 @@ class Connection:
         return self._reading(self._read, max_bytes)
 
     def _read(self, max_bytes: int, deadline: float | None) -> bytes:
-        available = self._rend - self._rpos
-        if available:
-            count = min(available, max_bytes)
-            start = self._rpos
-            self._rpos = start + count
-            return bytes(self._rview[start : start + count])
+        buffer = self._buffer
+        if buffer:
+            return buffer.take(max_bytes)
+        if buffer.eof:
+            return b""
         return self._transport.recv(max_bytes, deadline)
 
     def read_into(self, buffer: Any) -> int:
@@ -443,13 +426,11 @@ class Connection:
         return self._reading(self._read_into, view)
 
     def _read_into(self, view: memoryview, deadline: float | None) -> int:
-        available = self._rend - self._rpos
-        if available:
-            count = min(available, len(view))
-            start = self._rpos
-            view[:count] = self._rview[start : start + count]
-            self._rpos = start + count
-            return count
+        buffer = self._buffer
+        if buffer:
+            return buffer.take_into(view)
+        if buffer.eof:
+            return 0
         return self._transport.recv_into(view, deadline)
 
     def read_exactly(self, n: int) -> bytes:
@@ -461,37 +442,50 @@ class Connection:
             raise TypeError(f"n must be an int, not {type(n).__name__}")
         if n < 0:
             raise InvalidArgumentError(f"n must be >= 0, got {n}")
-        self._stream_only("read_exactly")
+        self._stream_only("read_exactly()")
         return self._reading(self._read_exactly, n)
 
     def _read_exactly(self, n: int, deadline: float | None) -> bytes:
-        start = self._rpos
-        available = self._rend - start
-        if available >= n:
-            self._rpos = start + n
-            return bytes(self._rview[start : start + n])
+        buffer = self._buffer
+        # Short reads go through the buffer: one receive serves many of them,
+        # and whatever arrived stays buffered when the call fails.
+        while n <= READ_AHEAD:  # bounded by the deadline: each turn receives
+            data = buffer.take_exactly(n)
+            if data is not NEED_MORE:
+                assert isinstance(data, bytes)
+                return data
+            if buffer.eof:
+                raise self._closed_early(len(buffer), n)
+            self._receive(deadline)
+        # Long reads: straight into the result, with no copy through the buffer.
+        if buffer.eof:
+            raise self._closed_early(len(buffer), n)
         result = bytearray(n)
         out = memoryview(result)
-        out[:available] = self._rview[start : self._rend]
-        self._rpos = self._rend = 0
-        got = available
+        got = 0
         try:
+            while buffer:  # bounded: each turn takes at least one byte
+                got += buffer.take_into(out[got:])
             while got < n:
                 count = self._transport.recv_into(out[got:], deadline)
                 if count == 0:
-                    self._stash(out[:got])
-                    raise ConnectionClosedError(
-                        f"read from {self._target}: the peer closed the connection after {got} of {n} bytes",
-                        ErrorCode.CONNECTION_CLOSED,
-                    )
+                    buffer.feed(bytes(out[:got]))
+                    buffer.feed_eof()
+                    raise self._closed_early(got, n)
                 got += count
         except InetError as exc:
             if not isinstance(exc, ConnectionClosedError) and got:
-                self._stash(out[:got])
+                buffer.feed(bytes(out[:got]))  # nothing is lost: the next read gets it
             raise
         finally:
             out.release()
         return bytes(result)
+
+    def _closed_early(self, got: int, n: int) -> ConnectionClosedError:
+        return ConnectionClosedError(
+            f"read from {self._target}: the peer closed the connection after {got} of {n} bytes",
+            ErrorCode.CONNECTION_CLOSED,
+        )
 
     def read_line(self, max_length: int = DEFAULT_MAX_BYTES) -> bytes:
         """The next line with its terminator (``\\n`` or ``\\r\\n``); ``b""`` at EOF.
@@ -500,46 +494,55 @@ class Connection:
         content (without the terminator) is longer than ``max_length`` raises
         `InetError` (``LINE_TOO_LONG``); its bytes stay buffered.
         """
+        # The fast path (see "reading" above): the owner, and the next line
+        # already read ahead. A closed handle's buffer is empty, so it always
+        # takes the full way, which raises HANDLE_CLOSED. The region's lines
+        # are within the default limit; other limits are checked here only
+        # when they are plain positive ints (the full way checks the rest).
+        guard = self._guard
+        if guard.owner == _get_ident():
+            region = self._buffer.region
+            line = region.readline()
+            if line:
+                if max_length is DEFAULT_MAX_BYTES or (
+                    max_length.__class__ is int and 0 < max_length >= len(line) - 1
+                ):
+                    return line
+                region.seek(-len(line), 1)  # not ours to judge here: the full way decides
+        elif guard.owner is None and guard.read_lock is not None and guard.read_lock.acquire(False):
+            try:
+                region = self._buffer.region
+                line = region.readline()
+                if line:
+                    if max_length is DEFAULT_MAX_BYTES or (
+                        max_length.__class__ is int and 0 < max_length >= len(line) - 1
+                    ):
+                        return line
+                    region.seek(-len(line), 1)
+            finally:
+                guard.read_lock.release()
+        return self._read_line(max_length)
+
+    def _read_line(self, max_length: int) -> bytes:
+        """`read_line` the full way: checks, the guard, the deadline, waits."""
         if isinstance(max_length, bool) or not isinstance(max_length, int):
             raise TypeError(f"max_length must be an int, not {type(max_length).__name__}")
         if max_length < 1:
             raise InvalidArgumentError(f"max_length must be at least 1, got {max_length}")
-        self._stream_only("read_line")
-        return self._reading(self._read_line, max_length)
+        self._stream_only("read_line()")
+        return self._reading(self._next_line, max_length)
 
-    def _read_line(self, max_length: int, deadline: float | None) -> bytes:
-        view = self._rview
-        if not view.nbytes:
-            view = self._rview = memoryview(bytearray(READ_BUFFER_SIZE))
-        buf = view.obj
-        assert isinstance(buf, bytearray)
-        # ``scanned`` counts bytes after _rpos already known to hold no "\n".
-        scanned = 0
-        while True:
-            start = self._rpos
-            end = self._rend
-            index = buf.find(b"\n", start + scanned, end)
-            if index >= 0:
-                content = index - start
-                if content and buf[index - 1] == 0x0D:
-                    content -= 1
-                if content > max_length:
-                    raise self._line_too_long(max_length)
-                self._rpos = index + 1
-                return bytes(view[start : index + 1])
-            scanned = end - start
-            # Allow one extra byte: a "\r" that may be followed by "\n".
-            if scanned > max_length + 1:
+    def _next_line(self, max_length: int, deadline: float | None) -> bytes:
+        buffer = self._buffer
+        while True:  # bounded by the deadline: each turn returns or receives
+            line = buffer.next_line(max_length)
+            if line is NEED_MORE:
+                self._receive(deadline)
+            elif line is TOO_LONG:
                 raise self._line_too_long(max_length)
-            count = self._fill(deadline)
-            view = self._rview
-            buf = view.obj
-            assert isinstance(buf, bytearray)
-            if count == 0:
-                start = self._rpos
-                end = self._rend
-                self._rpos = end
-                return bytes(view[start:end])
+            else:
+                assert isinstance(line, bytes)
+                return line
 
     def _line_too_long(self, max_length: int) -> InetError:
         return InetError(
@@ -549,7 +552,41 @@ class Connection:
         )
 
     def __iter__(self) -> Iterator[bytes]:
-        return self
+        """Lines until the end of the stream: exactly what repeated `read_line()` calls give.
+
+        It reads ahead in large chunks. Leaving the loop early loses nothing:
+        the next read gets what was read ahead.
+        """
+        self._stream_only("iteration")
+        if self._guard.owner is None:
+            return self._locked_lines()
+        # chain() pulls each line from the read-ahead region in C, with no
+        # Python frame per line; _regions runs once per region.
+        return chain.from_iterable(self._regions())
+
+    def _regions(self) -> Iterator[Iterable[bytes]]:
+        """The read-ahead regions, and between them the lines the full way gives."""
+        guard = self._guard
+        buffer = self._buffer
+        next_line = self._read_line
+        while True:
+            # The owner is checked once per region (by the thread pulling
+            # now): `attach_thread` recalls the region and `close` clears it,
+            # so a thread that lost the handle, or a closed handle, meets the
+            # full way at its next line. The region's lines are within the
+            # default limit.
+            if guard.owner == _get_ident():
+                yield buffer.region
+            line = next_line(DEFAULT_MAX_BYTES)
+            if not line:
+                return
+            yield (line,)
+
+    def _locked_lines(self) -> Iterator[bytes]:
+        """Free-threaded: every line takes the read lock, so readers take turns line by line."""
+        read_line = self.read_line
+        while line := read_line():
+            yield line
 
     def __next__(self) -> bytes:
         line = self.read_line()
@@ -617,7 +654,8 @@ class Connection:
         guard = self._guard
         guard.enter()
         try:
-            if not write and (self._rend > self._rpos or self._transport.pending()):
+            buffer = self._buffer
+            if not write and (buffer or buffer.eof or self._transport.pending()):
                 return True
             waiter = self._plain.write_waiter if write else self._plain.read_waiter
             deadline = None if timeout is None else _monotonic() + timeout
@@ -652,7 +690,13 @@ class Connection:
 
         On a free-threaded handle this does nothing and returns None.
         """
-        return self._guard.attach()
+        previous = self._guard.attach()
+        if previous is not None:
+            # Lines read ahead go back among the buffered bytes, so an
+            # iterator of the previous owner stops at its next line
+            # (NOT_HANDLE_OWNER). Free-threaded handles have no owner to lose.
+            self._buffer.recall_region()
+        return previous
 
     def cancel(self) -> None:
         """From any thread: a call blocked on this handle raises `CancelledError` promptly.
@@ -710,8 +754,8 @@ class Connection:
                 f"enable_security on {self._target}: TLS needs TCP (inetkit has no DTLS)",
                 ErrorCode.INVALID_ARGUMENT,
             )
-        if self._rend > self._rpos:
-            raise self._unexpected_plaintext(self._rend - self._rpos)
+        if self._buffer:
+            raise self._unexpected_plaintext(len(self._buffer))
         try:
             waiting = self._plain.sock.recv(1, socket.MSG_PEEK)
         except BlockingIOError:
@@ -780,7 +824,7 @@ class Connection:
         if self._transport is self._plain and self._guard.close_idle():
             # Plain and idle: nothing to wake, nothing to say to the peer.
             self._plain.sock.close()
-            self._rview = _NO_BUFFER
+            self._buffer.clear()
             return
         self._close(check_owner=True)
 
@@ -796,7 +840,7 @@ class Connection:
         finally:
             self._plain.sock.close()
             guard.finish_close()
-            self._rview = _NO_BUFFER
+            self._buffer.clear()
 
     def __enter__(self) -> Connection:
         return self

@@ -95,15 +95,6 @@ class PlainTransport:
             if not self.read_waiter.wait(deadline):
                 raise self._timed_out("read from")
 
-    def recv_nowait(self, max_bytes: int) -> bytes | None:
-        """What the kernel holds right now, without waiting; None if nothing."""
-        try:
-            return self.sock.recv(max_bytes)
-        except BlockingIOError:
-            return None
-        except OSError as exc:
-            raise translate_os_error(exc, action="read from", target=self.target) from exc
-
     def sendall(self, data: memoryview, deadline: float | None) -> None:
         """Send every byte of ``data`` (one datagram for UDP) or raise.
 

@@ -6,15 +6,21 @@ import array
 import gc
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pytest
 from conftest import Server, open_fds, silent_listener
 
 import inetkit
 from inetkit import ErrorCode, Option, Protocol
+
+if TYPE_CHECKING:
+    from certs import PKI
+    from tls_servers import Servers
 
 
 def test_read_write_round_trip(echo_server: Server) -> None:
@@ -405,3 +411,297 @@ def test_oversized_datagram_is_the_callers_to_split(udp_echo: tuple[str, int]) -
     with inetkit.connect(*udp_echo, Protocol.UDP, timeout=5) as conn:
         with pytest.raises(inetkit.InvalidArgumentError):
             conn.write(b"\0" * 70000)
+
+
+# -- lines at full speed: read-ahead, mixing, owner checks ---------------------
+
+#: Lines the read-ahead tests send: far more than one 64 KiB receive holds.
+MANY_LINES = 5000
+
+
+def numbered_lines(count: int = MANY_LINES) -> list[bytes]:
+    return [b"line %05d %s\r\n" % (number, b"." * (number % 70)) for number in range(count)]
+
+
+def mixed_reads(conn: inetkit.Connection, expected: bytes) -> bytes:
+    """Read everything with iteration, read_line, read, read_exactly and read_into in turn."""
+    got = bytearray()
+    # Bounded: every turn reads at least one byte until EOF (len(expected) turns at most).
+    for turn in range(1, len(expected) + 2):
+        if turn % 5 == 0:
+            for count, line in enumerate(conn, 1):
+                got += line
+                if count == 333:
+                    break
+            else:
+                break  # the iteration reached EOF
+        elif turn % 5 == 1:
+            line = conn.read_line()
+            if not line:
+                break
+            got += line
+        elif turn % 5 == 2:
+            got += conn.read(7)
+        elif turn % 5 == 3:
+            want = min(1000, len(expected) - len(got))
+            got += conn.read_exactly(want)
+        else:
+            target = bytearray(97)
+            got += target[: conn.read_into(target)]
+    return bytes(got)
+
+
+def test_mixing_iteration_with_other_reads_loses_nothing(make_server: Callable[..., Server]) -> None:
+    payload = b"".join(numbered_lines()) + b"last line without terminator"
+
+    def send(sock: socket.socket) -> None:
+        sock.sendall(payload)
+
+    server = make_server(send)
+    with inetkit.connect("127.0.0.1", server.port, timeout=10) as conn:
+        assert mixed_reads(conn, payload) == payload
+        assert conn.read_line() == b""
+        assert list(conn) == []
+
+
+def test_iteration_yields_what_read_line_would(make_server: Callable[..., Server]) -> None:
+    payload = b"".join(numbered_lines()) + b"a\rb\r\n\r\n\n" + b"tail"
+
+    def send(sock: socket.socket) -> None:
+        sock.sendall(payload)
+
+    server = make_server(send)
+    with inetkit.connect("127.0.0.1", server.port, timeout=10) as conn:
+        by_iteration = list(conn)
+    with inetkit.connect("127.0.0.1", server.port, timeout=10) as conn:
+        by_read_line = list(iter(conn.read_line, b""))
+    assert by_iteration == by_read_line
+    assert b"".join(by_iteration) == payload
+    assert by_iteration[-3:] == [b"\r\n", b"\n", b"tail"]
+
+
+def test_iteration_stops_at_a_line_over_the_default_limit(make_server: Callable[..., Server]) -> None:
+    long_line = b"L" * 70_000 + b"\n"
+
+    def send(sock: socket.socket) -> None:
+        sock.sendall(b"first\n" + long_line + b"after\n")
+
+    server = make_server(send)
+    with inetkit.connect("127.0.0.1", server.port, timeout=10) as conn:
+        lines = iter(conn)
+        assert next(lines) == b"first\n"
+        with pytest.raises(inetkit.InetError) as info:
+            next(lines)
+        assert info.value.code is ErrorCode.LINE_TOO_LONG
+        assert conn.read_line(max_length=70_000) == long_line  # it stayed buffered
+        assert list(conn) == [b"after\n"]
+
+
+def test_read_ahead_line_from_another_thread_is_refused(make_server: Callable[..., Server]) -> None:
+    lines = numbered_lines(50)
+
+    def send(sock: socket.socket) -> None:
+        sock.sendall(b"".join(lines))
+
+    server = make_server(send)
+    with inetkit.connect("127.0.0.1", server.port, timeout=10) as conn:
+        assert conn.read_line() == lines[0]
+        # Wait (bounded) until the next line is read ahead: the fast path is what is checked.
+        for _ in range(500):
+            if conn._buffer.region.tell() < conn._buffer._rend:
+                break
+            assert conn.read_line() == lines[1]
+            lines.pop(1)
+        errors: list[BaseException] = []
+
+        def intruder() -> None:
+            for call in (conn.read_line, lambda: next(iter(conn)), lambda: next(conn)):
+                try:
+                    call()
+                except inetkit.OwnershipError as exc:
+                    errors.append(exc)
+
+        thread = threading.Thread(target=intruder)
+        thread.start()
+        thread.join(5)
+        assert [exc.code for exc in errors] == [ErrorCode.NOT_HANDLE_OWNER] * 3
+        # Nothing was taken by the refused calls.
+        assert list(conn) == lines[1:]
+
+
+def test_iterator_of_the_previous_owner_stops_after_attach(make_server: Callable[..., Server]) -> None:
+    lines = numbered_lines(100)
+
+    def send(sock: socket.socket) -> None:
+        sock.sendall(b"".join(lines))
+
+    server = make_server(send)
+    with inetkit.connect("127.0.0.1", server.port, timeout=10) as conn:
+        mine = iter(conn)
+        got = [next(mine), next(mine), next(mine)]
+        taken_over: list[bytes] = []
+
+        def new_owner() -> None:
+            conn.attach_thread()
+            taken_over.append(conn.read_line())
+            taken_over.extend(conn)
+
+        thread = threading.Thread(target=new_owner)
+        thread.start()
+        thread.join(5)
+        with pytest.raises(inetkit.OwnershipError) as info:
+            next(mine)
+        assert info.value.code is ErrorCode.NOT_HANDLE_OWNER
+        assert got + taken_over == lines  # every line once, in order
+        conn.attach_thread()
+
+
+def test_read_ahead_lines_after_close_raise_handle_closed(make_server: Callable[..., Server]) -> None:
+    def send(sock: socket.socket) -> None:
+        sock.sendall(b"".join(numbered_lines(100)))
+        time.sleep(0.5)  # keep the connection open while the client reads
+
+    server = make_server(send)
+    conn = inetkit.connect("127.0.0.1", server.port, timeout=10)
+    lines = iter(conn)
+    next(lines)
+    conn.read_line()
+    conn.close()
+    for call in (conn.read_line, lambda: next(lines), lambda: next(iter(conn))):
+        with pytest.raises(inetkit.InetError) as info:
+            call()
+        assert info.value.code is ErrorCode.HANDLE_CLOSED
+
+
+def test_free_thread_readers_iterate_together(make_server: Callable[..., Server]) -> None:
+    lines = numbered_lines()
+
+    def send(sock: socket.socket) -> None:
+        sock.sendall(b"".join(lines))
+
+    server = make_server(send)
+    seen: list[list[bytes]] = [[], [], []]
+    with inetkit.connect("127.0.0.1", server.port, timeout=10, options=Option.FREETHREAD) as conn:
+
+        def iterate(slot: int) -> None:
+            seen[slot].extend(conn)
+
+        def by_read_line() -> None:
+            while line := conn.read_line():
+                seen[2].append(line)
+
+        threads = [threading.Thread(target=iterate, args=(slot,)) for slot in (0, 1)]
+        threads.append(threading.Thread(target=by_read_line))
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert not any(thread.is_alive() for thread in threads)
+    # Every line whole and exactly once; each reader saw its lines in stream order.
+    assert sorted(seen[0] + seen[1] + seen[2]) == sorted(lines)
+    for part in seen:
+        assert part == sorted(part)
+
+
+def test_udp_handle_refuses_iteration(udp_echo: tuple[str, int]) -> None:
+    with inetkit.connect(*udp_echo, Protocol.UDP, timeout=5) as conn:
+        with pytest.raises(inetkit.InvalidArgumentError):
+            iter(conn)
+        with pytest.raises(inetkit.InvalidArgumentError):
+            conn.read_line()
+
+
+def test_idle_handle_keeps_no_read_ahead_memory(make_server: Callable[..., Server]) -> None:
+    lines = numbered_lines(2000)
+    ready = threading.Event()
+
+    def send(sock: socket.socket) -> None:
+        sock.sendall(b"".join(lines))
+        ready.wait(5)
+
+    server = make_server(send)
+    with inetkit.connect("127.0.0.1", server.port, timeout=10) as conn:
+        for expected in lines:
+            assert conn.read_line() == expected
+        buffer = conn._buffer
+        assert len(buffer) == 0
+        held = sum(sys.getsizeof(item) for item in gc.get_referents(buffer) if not isinstance(item, type))
+        assert held < 1024
+        ready.set()
+
+
+def test_tls_lines_mixed_and_iterated(pki: PKI, servers: Servers) -> None:
+    payload = b"".join(numbered_lines()) + b"end"
+
+    def send(tls: socket.socket, _seen: object) -> None:
+        tls.sendall(payload)
+        tls.unwrap()
+
+    server = servers.python(pki.servers["valid"].context(), app=send)
+    credentials = inetkit.SecurityCredentials(ca_file=pki.ca_file)
+    with inetkit.connect(
+        "127.0.0.1", server.port, timeout=10, options=Option.SECURE, credentials=credentials
+    ) as conn:
+        assert mixed_reads(conn, payload) == payload
+    with inetkit.connect(
+        "127.0.0.1", server.port, timeout=10, options=Option.SECURE, credentials=credentials
+    ) as conn:
+        assert list(conn) == [*numbered_lines(), b"end"]
+
+
+def test_explicit_line_limit_applies_to_read_ahead_lines(make_server: Callable[..., Server]) -> None:
+    lines = [b"short\n", b"s" * 60 + b"\n", b"y" * 100 + b"\r\n", b"z" * 50 + b"\r\n", b"end\n", b"last\n"]
+
+    def send(sock: socket.socket) -> None:
+        sock.sendall(b"".join(lines))
+
+    server = make_server(send)
+    with inetkit.connect("127.0.0.1", server.port, timeout=10) as conn:
+        assert conn.read_line(max_length=50) == lines[0]
+        with pytest.raises(inetkit.InetError) as info:
+            conn.read_line(max_length=50)  # served from read-ahead: still checked
+        assert info.value.code is ErrorCode.LINE_TOO_LONG
+        assert conn.read_line(max_length=60) == lines[1]
+        with pytest.raises(inetkit.InetError):
+            conn.read_line(max_length=99)
+        assert conn.read_line(max_length=100) == lines[2]  # the terminator does not count
+        assert conn.read_line(max_length=50) == lines[3]
+        for bad in (0, -1):
+            with pytest.raises(inetkit.InvalidArgumentError):
+                conn.read_line(max_length=bad)
+        with pytest.raises(TypeError):
+            conn.read_line(max_length=True)
+        with pytest.raises(TypeError):
+            conn.read_line(max_length="10")  # type: ignore[arg-type]
+        assert list(conn) == lines[4:]  # the refused calls took nothing
+
+
+def test_iteration_timeout_and_cancel_keep_the_partial_line(make_server: Callable[..., Server]) -> None:
+    go_on = threading.Event()
+
+    def send(sock: socket.socket) -> None:
+        sock.sendall(b"one\ntwo\npart")
+        go_on.wait(10)
+        sock.sendall(b"ial\nthree\n")
+
+    server = make_server(send)
+    with inetkit.connect("127.0.0.1", server.port, timeout=0.3) as conn:
+        lines = iter(conn)
+        assert next(lines) == b"one\n"
+        assert next(lines) == b"two\n"
+        with pytest.raises(inetkit.InetTimeoutError):
+            next(lines)  # the call as a whole is bounded by the timeout
+        conn.timeout = 10
+        assert conn.is_readable()  # "part" is buffered
+
+        def cancel_soon() -> None:
+            time.sleep(0.2)
+            conn.cancel()
+
+        canceller = threading.Thread(target=cancel_soon)
+        canceller.start()
+        with pytest.raises(inetkit.CancelledError):
+            conn.read_line()
+        canceller.join(5)
+        go_on.set()
+        assert list(conn) == [b"partial\n", b"three\n"]
