@@ -15,9 +15,9 @@ Targets and what each must hold to:
   whose port is 1..65535, or `InvalidArgumentError`.
 * ``inetkit._resolver.parse_hosts`` (the hosts-file parser): never raises; every
   key is a normalized name, every entry an IPv4/IPv6 address.
-* The SMTP reply parser of ``inetkit.starttls`` (``_smtp_reply``), fed lines
+* The SMTP reply parser of the sans-I/O dialog (``smtp_reply``), fed lines
   directly, and the whole SMTP dialog against a loopback server that speaks
-  random bytes: a reply or `SecurityError` (``STARTTLS_REFUSED``) /
+  random bytes: a reply or a refusal (``STARTTLS_REFUSED``) /
   an `InetError`; never anything else.
 * TLS input: random bytes from a "server" on loopback, then its close: a
   `SecurityError` or a `ConnectionError` (inetkit's), never a hang or
@@ -156,22 +156,6 @@ def test_fuzz_hosts_file_parser(text: str) -> None:
             assert isinstance(scope, int)
 
 
-class _Lines:
-    """Stands in for the dialog's line source: the parser sees only lines (no socket)."""
-
-    def __init__(self, lines: list[str]) -> None:
-        self._lines = iter(lines)
-
-    def read_line(self) -> str:
-        try:
-            return next(self._lines)
-        except StopIteration:
-            raise self.refused("the server closed the connection") from None
-
-    def refused(self, why: str) -> SecurityError:
-        return SecurityError(f"STARTTLS (smtp) refused: {why}", ErrorCode.STARTTLS_REFUSED)
-
-
 smtp_lines = st.lists(
     st.one_of(
         st.text(max_size=40),
@@ -189,13 +173,23 @@ smtp_lines = st.lists(
 @FUZZ
 @given(lines=smtp_lines)
 def test_fuzz_smtp_reply_parser(lines: list[str]) -> None:
-    from inetkit.starttls import SMTP_MAX_REPLY_LINES, _smtp_reply
+    from inetkit._core.dialogs._steps import ReadLine, Refusal
+    from inetkit._core.dialogs.smtp import SMTP_MAX_REPLY_LINES, smtp_reply
 
+    script = smtp_reply()
+    step = next(script)
+    fed = iter(lines)
     try:
-        code, texts = _smtp_reply(_Lines(lines))  # type: ignore[arg-type]
-    except SecurityError as exc:
-        assert exc.code is ErrorCode.STARTTLS_REFUSED
+        for _ in range(len(lines) + 1):  # bounded: each pass feeds one line
+            assert isinstance(step, ReadLine)
+            line = next(fed, None)
+            # The end of the made-up lines is the server closing the connection.
+            step = script.send(b"" if line is None else line.encode("utf-8", "surrogatepass") + b"\r\n")
+        raise AssertionError("the reply parser asked for more lines than it was given")
+    except Refusal:
         return
+    except StopIteration as done:
+        code, texts = done.value
     assert 0 <= code <= 999
     assert 1 <= len(texts) <= SMTP_MAX_REPLY_LINES
 
