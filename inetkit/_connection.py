@@ -47,7 +47,7 @@ from ._errors import (
 )
 from ._options import Option, Protocol
 from ._ownership import Guard, Waiter
-from ._trace import ConnectTrace, literal_trace
+from ._trace import ConnectTrace
 from ._transport import PlainTransport, Transport
 
 if TYPE_CHECKING:
@@ -115,7 +115,6 @@ class Connection:
         "_credentials",
         "_guard",
         "_host",
-        "_lazy_trace",
         "_local",
         "_negotiated",
         "_options",
@@ -132,6 +131,7 @@ class Connection:
         "_target",
         "_timeout",
         "_trace",
+        "_trace_source",
         "_transport",
     )
 
@@ -148,7 +148,7 @@ class Connection:
     _options: Option
     _timeout: float | None
     _trace: ConnectTrace | None
-    _lazy_trace: tuple[float, float, float, int] | None
+    _trace_source: Callable[[], ConnectTrace]
     _target: str
     _rview: memoryview
     _rpos: int
@@ -161,46 +161,29 @@ class Connection:
         raise TypeError("Connection handles are made by inetkit.connect() or inetkit.connect_url()")
 
     @classmethod
-    def _from_socket(
+    def _new(
         cls,
         sock: _socket.socket,
+        remote: tuple[str, int],
         host: str,
         port: int,
         protocol: Protocol,
         options: Option,
         timeout: float | None,
-        trace: ConnectTrace | None,
-        remote: tuple[str, int],
+        credentials: SecurityCredentials | None,
+        session_cache: bool,
+        trace: Callable[[], ConnectTrace],
+        private: bool,
     ) -> Connection:
-        """Wrap a connected, non-blocking socket (inetkit-internal).
+        """The one internal constructor: a handle around a connected, non-blocking socket.
 
         ``remote`` is the address the dialer connected to (saves a
         ``getpeername`` call); the local address is asked for when first
-        needed. A ``trace`` of None means the caller sets ``_lazy_trace``
-        (a connect to an IP literal builds its record on first access).
-        """
-        self = cls._new(host, port, protocol, options, timeout, trace, remote)
-        self._attach(sock, 0)
-        return self
-
-    @classmethod
-    def _new(
-        cls,
-        host: str,
-        port: int,
-        protocol: Protocol,
-        options: Option,
-        timeout: float | None,
-        trace: ConnectTrace | None,
-        remote: tuple[str, int],
-    ) -> Connection:
-        """Everything of a handle but its socket, which `_attach` adds.
-
-        Connect's short path builds the handle before the socket connects:
-        work done after the handshake delays whatever the caller does next,
-        and on loopback a close that waits a few microseconds more meets the
-        server's own close and costs twice as much. Positional arguments and
-        few objects: this runs on every connect.
+        needed. ``trace`` builds the connect's `ConnectTrace` on first
+        access (most handles are never asked). ``private`` says that
+        `connect` still holds the handle (a TLS handshake or STARTTLS dialog
+        follows; see `Guard.private`) until it calls `_publish`. Positional
+        arguments and few objects: this runs on every connect.
         """
         self = object.__new__(cls)
         self._host = host
@@ -208,35 +191,31 @@ class Connection:
         self._protocol = protocol
         self._options = options
         self._timeout = timeout
-        self._trace = trace
-        self._lazy_trace = None
+        self._credentials = credentials
+        self._session_cache = session_cache
+        self._trace = None
+        self._trace_source = trace
         self._remote = remote
         self._local = None
         ip = remote[0]
         if ip == host:
-            self._target = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+            target = self._target = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
         else:
-            self._target = f"{host} port {port} ({ip})"
-        self._guard = Guard(bool(int(options) & _FREETHREAD), self._target)
+            target = self._target = f"{host} port {port} ({ip})"
+        guard = self._guard = Guard(bool(int(options) & _FREETHREAD), target)
+        guard.private = private
+        self._transport = self._plain = PlainTransport(sock, guard, target, protocol is _UDP)
         self._rview = _NO_BUFFER  # allocated on first buffered read
         self._rpos = 0
         self._rend = 0
         self._security = None
         self._negotiated = None
-        self._credentials = None
-        self._session_cache = True
         self._shut = False
         return self
 
-    def _attach(self, sock: _socket.socket, family: int) -> None:
-        """Give a `_new` handle its socket (a dialer ``prepare`` hook; ``family`` unused)."""
-        self._transport = self._plain = PlainTransport(
-            sock, self._guard, self._target, self._protocol is _UDP
-        )
-
-    def _abandon(self) -> None:
-        """A `_new` handle whose connect failed: mark it closed (the dialer closed the socket)."""
-        self._guard.closed = True
+    def _publish(self) -> None:
+        """`connect` is done with the handle: from now on other threads may hold it too."""
+        self._guard.private = False
 
     # -- properties (any thread) ---------------------------------------
 
@@ -280,8 +259,7 @@ class Connection:
         """How the connect went: resolution, attempts, TLS and STARTTLS times."""
         trace = self._trace
         if trace is None:
-            assert self._lazy_trace is not None
-            trace = self._trace = literal_trace(self._host, self._port, self._remote[0], *self._lazy_trace)
+            trace = self._trace = self._trace_source()
         return trace
 
     @property
