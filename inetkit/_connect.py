@@ -130,8 +130,7 @@ def connect(
         keepalive,
         attempt_delay,
         session_cache,
-        started=_monotonic(),
-        default_delay=CONNECTION_ATTEMPT_DELAY,
+        _monotonic(),
     )
     return run(plan)
 
@@ -288,14 +287,10 @@ def _dial(plan: Plan, record: _Record) -> tuple[Socket, tuple[str, int]]:
                 f"{', '.join(str(a[1][0]) for a in record.addresses)}",
                 ErrorCode.INVALID_ARGUMENT,
             )
+    # Positional arguments: this runs on every connect. ``now`` is the start:
+    # the first attempt is due at once.
     race = record.race = Race(
-        addresses,
-        host=plan.host,
-        port=plan.port,
-        started=plan.started,
-        now=plan.started,  # the first attempt is due at once
-        deadline=plan.deadline,
-        attempt_delay=plan.attempt_delay,
+        addresses, plan.host, plan.port, plan.started, plan.started, plan.deadline, plan.attempt_delay
     )
     sock, index = dial(
         race, addresses, datagram=plan.protocol is _UDP, prepare=_preparer(plan) if plan.prepare else None
@@ -375,8 +370,7 @@ def connect_url(
         keepalive,
         attempt_delay,
         session_cache,
-        started=started,
-        default_delay=CONNECTION_ATTEMPT_DELAY,
+        started,
         normalized=True,
         implicit_tls=parsed.secure,
     )

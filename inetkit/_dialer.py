@@ -43,18 +43,22 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 from typing import Protocol as TypingProtocol
 
-from ._core.race import Address, Lost, Race, Start, Wait, Won, describe_target, where
+from ._core.race import (
+    CONNECTION_ATTEMPT_DELAY,
+    Address,
+    Lost,
+    Race,
+    Start,
+    Wait,
+    Won,
+    describe_target,
+    where,
+)
 from ._errors import ErrorCode, InetError, InvalidArgumentError, translate_os_error
 
-__all__ = ["CONNECTION_ATTEMPT_DELAY", "MONOTONIC", "Clock", "Poller", "Socket", "dial"]
+__all__ = ["CONNECTION_ATTEMPT_DELAY", "Clock", "Poller", "Socket", "dial", "poll_ms"]
 
 logger = logging.getLogger("inetkit")
-
-#: RFC 8305 section 8: the recommended "Connection Attempt Delay" (250 ms):
-#: long enough for a healthy path to answer, short enough that a dead one
-#: costs little. `connect(attempt_delay=...)` tunes it (at least 10 ms,
-#: the RFC's floor).
-CONNECTION_ATTEMPT_DELAY: Final = 0.25
 
 #: ``poll`` takes a C int of milliseconds; longer waits are done in pieces.
 MAX_POLL_MS: Final = 2**31 - 1
@@ -95,10 +99,9 @@ Socket = _raw_socket
 Prepare = Callable[[Socket, int], None]
 
 
-class Clock(TypingProtocol):
-    """Where the dialer reads the time: seconds on a monotonic scale."""
-
-    def now(self) -> float: ...
+#: Where the dialer reads the time: seconds on a monotonic scale (`time.monotonic`,
+#: the scale connect deadlines use; tests pass a fake).
+Clock = Callable[[], float]
 
 
 class Poller(TypingProtocol):
@@ -109,19 +112,6 @@ class Poller(TypingProtocol):
     def unregister(self, fd: int, /) -> None: ...
 
     def poll(self, timeout: float | None = ..., /) -> list[tuple[int, int]]: ...
-
-
-class _MonotonicClock:
-    """The real clock: `time.monotonic`, the scale connect deadlines use."""
-
-    __slots__ = ()
-
-    def now(self) -> float:
-        return time.monotonic()
-
-
-#: The clock `dial` uses unless a test passes another.
-MONOTONIC: Final[Clock] = _MonotonicClock()
 
 
 class _Fatal(Exception):
@@ -201,7 +191,7 @@ def dial(
     *,
     datagram: bool,
     prepare: Prepare | None,
-    clock: Clock = MONOTONIC,
+    clock: Clock = time.monotonic,
     poller: Callable[[], Poller] = select.poll,
 ) -> tuple[Socket, int]:
     """Run ``race`` over ``addresses`` with real sockets: the winning socket and its index.
@@ -234,88 +224,77 @@ def dial(
     kind = socket.SOCK_DGRAM if datagram else socket.SOCK_STREAM
     proto = socket.IPPROTO_UDP if datagram else socket.IPPROTO_TCP
     debug = logger.isEnabledFor(_DEBUG)
-    live: dict[int, Socket] = {}  # attempt index -> its socket, until it ends
-    by_fd: dict[int, int] = {}  # descriptor -> attempt index, while polled
-    poll: Poller | None = None
-    now = clock.now()
+    socks: list[Socket | None] = [None] * len(addresses)  # by attempt, until it ends
+    polled: dict[int, int] = {}  # descriptor -> attempt, while in flight
+    poll = poller()
+    now = clock()
     try:
         for _ in range(MAX_WAKEUPS_PER_ADDRESS * len(addresses)):
             step = race.next(now)
             if type(step) is Start:
-                index = step.index
+                index = step.attempt
                 family, sockaddr = addresses[index]
                 if debug:
                     _log_start(race, index, len(addresses), str(sockaddr[0]), now)
                 try:
                     sock, code = _open(family, sockaddr, kind, proto, prepare)
                 except _Fatal as fatal:
-                    race.failed(index, clock.now(), fatal.error, fatal=True)
+                    race.failed(index, clock(), fatal.error, fatal=True)
                 except OSError as exc:
-                    race.failed(index, clock.now(), _failed(exc, race, str(sockaddr[0])))
+                    race.failed(index, clock(), _failed(exc, race, str(sockaddr[0])))
                 else:
-                    live[index] = sock
-                    if code == 0:
-                        race.connected(index, clock.now())
+                    socks[index] = sock
+                    if code == 0:  # a datagram socket, or a TCP connect that ended at once
+                        race.connected(index, clock())
                     else:
                         fd = sock.fileno()
-                        by_fd[fd] = index
-                        if poll is None:
-                            poll = poller()
+                        polled[fd] = index
                         poll.register(fd, _POLLOUT)
+                now = clock()
             elif type(step) is Wait:
-                if poll is None:
-                    poll = poller()
                 events = poll.poll(poll_ms(step.seconds))
-                if events:
-                    _report(race, events, live, by_fd, poll, addresses, clock.now())
+                now = clock()
+                if len(events) > 1:
+                    # Simultaneous answers: report the more preferred address first, so it wins.
+                    events.sort(key=lambda event: polled[event[0]])
+                for fd, flags in events:
+                    index = polled.pop(fd)
+                    ended = socks[index]
+                    assert ended is not None
+                    # Writable without error or hang-up: connected, no SO_ERROR query.
+                    code = ended.getsockopt(_SOL_SOCKET, _SO_ERROR) if flags & _POLL_FAILED else 0
+                    if code == 0:
+                        race.connected(index, now)
+                        break  # the race is over
+                    poll.unregister(fd)
+                    socks[index] = None
+                    ended.close()
+                    error = _failed(OSError(code, os.strerror(code)), race, str(addresses[index][1][0]))
+                    race.failed(index, now, error)
             elif type(step) is Won:
                 if debug:
                     _log_end(race)
-                return live.pop(step.index), step.index
+                winner = socks[step.attempt]
+                socks[step.attempt] = None
+                assert winner is not None
+                return winner, step.attempt
             else:
                 assert type(step) is Lost
                 if debug:
                     _log_end(race)
                 raise step.error
-            now = clock.now()
         raise InetError(
             f"connect to {race.host} port {race.port}: gave up after too many wake-ups without progress "
             "(is the clock moving?)",
             ErrorCode.NETWORK_ERROR,
         )
     except BaseException:
-        race.abandon(clock.now())
+        race.abandon(clock())
         raise
     finally:
-        for loser in live.values():
-            loser.close()
-
-
-def _report(
-    race: Race,
-    events: list[tuple[int, int]],
-    live: dict[int, Socket],
-    by_fd: dict[int, int],
-    poll: Poller,
-    addresses: Sequence[Address],
-    now: float,
-) -> None:
-    """Tell the race which attempts ended in this wake-up, most preferred first."""
-    if len(events) > 1:
-        # Simultaneous answers: the more preferred address wins.
-        events.sort(key=lambda event: by_fd[event[0]])
-    for fd, flags in events:
-        index = by_fd.pop(fd)
-        poll.unregister(fd)
-        sock = live[index]
-        # Writable without error or hang-up: connected, no SO_ERROR query.
-        code = sock.getsockopt(_SOL_SOCKET, _SO_ERROR) if flags & _POLL_FAILED else 0
-        if code == 0:
-            race.connected(index, now)
-            return
-        del live[index]
-        sock.close()
-        race.failed(index, now, _failed(OSError(code, os.strerror(code)), race, str(addresses[index][1][0])))
+        for loser in socks:
+            if loser is not None:
+                loser.close()
 
 
 def _log_start(race: Race, index: int, total: int, ip: str, now: float) -> None:

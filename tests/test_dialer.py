@@ -81,9 +81,9 @@ def play(
     for _ in range(100):
         step = race.next(now)
         if isinstance(step, Start):
-            outcome = outcomes[step.index]
+            outcome = outcomes[step.attempt]
             if outcome is not None:
-                ends[step.index] = (now + outcome[1], outcome[0])
+                ends[step.attempt] = (now + outcome[1], outcome[0])
         elif isinstance(step, Wait):
             next_end = min((end for end, _ in ends.values()), default=math.inf)
             now = min(next_end, math.inf if step.seconds is None else now + step.seconds)
@@ -168,12 +168,12 @@ def test_simultaneous_answers_the_more_preferred_wins() -> None:
 def test_a_race_of_one() -> None:
     race = make_race(1)
     step = race.next(0.0)
-    assert isinstance(step, Start) and step.index == 0
+    assert isinstance(step, Start) and step.attempt == 0
     step = race.next(0.0)
     assert isinstance(step, Wait) and step.seconds == 10.0  # nothing else to start: up to the deadline
     race.connected(0, 0.5)
     step = race.next(0.5)
-    assert isinstance(step, Won) and step.index == 0
+    assert isinstance(step, Won) and step.attempt == 0
     assert race.next(7.0) is step  # final
     (attempt,) = race.attempts()
     assert (attempt.outcome, attempt.start, attempt.duration, attempt.error) == ("connected", 0.0, 0.5, None)
@@ -199,7 +199,7 @@ def test_the_first_addresss_failure_decides_class_and_code() -> None:
     assert isinstance(race.next(0.0), Start)
     race.failed(0, 0.0, InetConnectionError("no route", ErrorCode.NETWORK_UNREACHABLE, errno=101))
     step = race.next(0.0)
-    assert isinstance(step, Start) and step.index == 1
+    assert isinstance(step, Start) and step.attempt == 1
     race.failed(1, 0.5, refused(1))
     step = race.next(0.5)
     assert isinstance(step, Lost)
@@ -302,7 +302,7 @@ def test_udp_infinite_delay_moves_on_only_after_a_failure() -> None:
     assert isinstance(race.next(0.0), Start)
     race.failed(0, 0.0, refused(0))
     step = race.next(0.0)
-    assert isinstance(step, Start) and step.index == 1
+    assert isinstance(step, Start) and step.attempt == 1
     race.connected(1, 0.0)
     assert isinstance(race.next(0.0), Won)
 
@@ -363,7 +363,7 @@ def test_the_blocking_loop_staggers_and_times_out_at_exact_times() -> None:
         )
         before = open_fds()
         with pytest.raises(InetTimeoutError) as info:
-            dial(race, [v4(port)] * 3, datagram=False, prepare=None, clock=fake, poller=fake.poller)
+            dial(race, [v4(port)] * 3, datagram=False, prepare=None, clock=fake.now, poller=fake.poller)
         assert open_fds() == before
     assert fake.waits == [250, 250, 9500]
     trace = race.attempts()
@@ -388,7 +388,7 @@ def test_the_blocking_loop_waits_a_far_deadline_in_clamped_pieces() -> None:
             attempt_delay=0.25,
         )
         with pytest.raises(InetTimeoutError):
-            dial(race, [v4(port)], datagram=False, prepare=None, clock=fake, poller=fake.poller)
+            dial(race, [v4(port)], datagram=False, prepare=None, clock=fake.now, poller=fake.poller)
     assert fake.waits == [MAX_POLL_MS] * 3
 
 
@@ -462,7 +462,7 @@ def failing_dial(addresses: Sequence[Address], **kwargs: Any) -> tuple[InetError
         kwargs.pop("host", "dial.test"),
         kwargs.pop("port", 80),
         started,
-        clock_now=None if clock is None else clock.now(),
+        clock_now=None if clock is None else clock(),
     )
     if clock is not None:
         kwargs["clock"] = clock
@@ -693,7 +693,7 @@ class FrozenClock:
 def test_deadline_already_past_on_the_given_clock(protocol: Protocol, count: int) -> None:
     addresses = [v4(free_port()), v6(free_port())][:count]
     before = open_fds()
-    error, trace, _ = failing_dial(addresses, protocol=protocol, clock=FrozenClock(1e9))
+    error, trace, _ = failing_dial(addresses, protocol=protocol, clock=FrozenClock(1e9).now)
     assert open_fds() == before
     assert isinstance(error, InetTimeoutError)
     assert trace == []
@@ -712,7 +712,7 @@ def test_trace_offsets_come_from_the_given_clock() -> None:
         attempt_delay=0.25,
     )
     with pytest.raises(InetConnectionRefusedError):
-        dial(race, [v6(port), v4(port)], datagram=False, prepare=None, clock=FrozenClock(105.0))
+        dial(race, [v6(port), v4(port)], datagram=False, prepare=None, clock=FrozenClock(105.0).now)
     assert starts(race.attempts()) == [5.0, 5.0]
     assert [a.duration for a in race.attempts()] == [0.0, 0.0]
 

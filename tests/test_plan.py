@@ -42,7 +42,7 @@ def plan(host: object = "127.0.0.1", port: object = 80, **kwargs: object) -> Pla
     }
     extra = {key: kwargs.pop(key) for key in ("normalized", "implicit_tls") if key in kwargs}
     args.update(kwargs)
-    return make_plan(host, port, *args.values(), started=100.0, default_delay=D, **extra)  # type: ignore[arg-type]
+    return make_plan(host, port, *args.values(), 100.0, **extra)  # type: ignore[arg-type]
 
 
 class Spy(inetkit.Resolver):

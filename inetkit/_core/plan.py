@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from .._connection import check_timeout
 from .._errors import ErrorCode, InvalidArgumentError
 from .._hostname import cached_literal, check_host, check_port, ip_literal, literal_sockaddr
 from .._options import SOCKET_FLAGS, KeepAlive, Option, Protocol, check_options
 from .._resolver import Resolver
-from .race import Address
+from .race import CONNECTION_ATTEMPT_DELAY, Address
 
 if TYPE_CHECKING:
     from .._credentials import SecurityCredentials
@@ -53,92 +53,37 @@ _UDP: Final = Protocol.UDP
 _AF_INET: Final = 2  # socket.AF_INET, the same on every platform
 
 
-class Plan:
-    """A checked, normalized connect request (see the module header).
+class Plan(NamedTuple):
+    """A checked, normalized connect request (see the module header); immutable."""
 
-    Attributes:
-        host: the host, normalized (`check_host`).
-        port: the port number.
-        protocol: `Protocol.TCP` or `Protocol.UDP`.
-        options: the flags as an `Option`; ``bits`` the same as an int.
-        timeout: the connect timeout in seconds (None: no deadline); also
-            the handle's first I/O timeout.
-        started: the clock value when the connect began; ``deadline`` is
-            ``started + timeout`` (None without a timeout).
-        credentials, session_cache: TLS settings for the handle.
-        local: ``(ip, port)`` to bind (``ip`` normalized, ``""`` for any), or None.
-        resolver: the `Resolver` to ask (None: the default one).
-        starttls: the STARTTLS dialog to run, or None.
-        keepalive: `KeepAlive` tuning, or None.
-        attempt_delay: the race's attempt delay in seconds; infinite for UDP
-            (the next address only after a local failure).
-        literal: ``(family, sockaddr)`` when the host is an IP literal (no
-            resolution needed), else None.
-        prepare: whether each fresh socket needs socket options or a bind
-            before it connects.
-    """
-
-    __slots__ = (
-        "attempt_delay",
-        "bits",
-        "credentials",
-        "deadline",
-        "host",
-        "keepalive",
-        "literal",
-        "local",
-        "options",
-        "port",
-        "prepare",
-        "protocol",
-        "resolver",
-        "session_cache",
-        "started",
-        "starttls",
-        "timeout",
-    )
-
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        protocol: Protocol,
-        options: Option,
-        bits: int,
-        timeout: float | None,
-        started: float,
-        credentials: SecurityCredentials | None,
-        local: tuple[str, int] | None,
-        resolver: Resolver | None,
-        starttls: str | None,
-        keepalive: KeepAlive | None,
-        attempt_delay: float,
-        session_cache: bool,
-        literal: Address | None,
-    ) -> None:
-        self.host = host
-        self.port = port
-        self.protocol = protocol
-        self.options = options
-        self.bits = bits
-        self.timeout = timeout
-        self.started = started
-        self.deadline = None if timeout is None else started + timeout
-        self.credentials = credentials
-        self.local = local
-        self.resolver = resolver
-        self.starttls = starttls
-        self.keepalive = keepalive
-        self.attempt_delay = attempt_delay
-        self.session_cache = session_cache
-        self.literal = literal
-        self.prepare = bool(bits & _PREPARE_FLAGS) or local is not None
-
-    def __repr__(self) -> str:
-        return (
-            f"Plan({self.host!r}, {self.port}, {self.protocol.name}, options={self.options!r}, "
-            f"timeout={self.timeout!r}, starttls={self.starttls!r})"
-        )
+    host: str
+    """The host, normalized (`check_host`)."""
+    port: int
+    protocol: Protocol
+    options: Option
+    bits: int
+    """``options`` as a plain int, for cheap flag tests."""
+    timeout: float | None
+    """The connect timeout in seconds (None: no deadline); also the handle's first I/O timeout."""
+    started: float
+    """The clock value when the connect began."""
+    deadline: float | None
+    """``started + timeout`` (None without a timeout)."""
+    credentials: SecurityCredentials | None
+    session_cache: bool
+    local: tuple[str, int] | None
+    """``(ip, port)`` to bind (``ip`` normalized, ``""`` for any), or None."""
+    resolver: Resolver | None
+    """The `Resolver` to ask (None: the default one)."""
+    starttls: str | None
+    """The STARTTLS dialog to run, or None."""
+    keepalive: KeepAlive | None
+    attempt_delay: float
+    """The race's attempt delay in seconds; infinite for UDP (the next address only after a local failure)."""
+    literal: Address | None
+    """``(family, sockaddr)`` when the host is an IP literal (no resolution needed), else None."""
+    prepare: bool
+    """Whether each fresh socket needs socket options or a bind before it connects."""
 
 
 def make_plan(
@@ -154,19 +99,15 @@ def make_plan(
     keepalive: object,
     attempt_delay: object,
     session_cache: object,
-    *,
     started: float,
-    default_delay: float,
     normalized: bool = False,
     implicit_tls: bool = False,
 ) -> Plan:
     """Check every argument of `connect` and return the plan, or raise before any I/O.
 
-    ``started`` is the clock value the deadline counts from;
-    ``default_delay`` is the attempt delay `connect` defaults to (taken as is,
-    no check). ``normalized`` says ``host`` is already normalized
-    (`connect_url` parsed it); ``implicit_tls`` adds `Option.SECURE`
-    (a secure URL scheme).
+    ``started`` is the clock value the deadline counts from. ``normalized``
+    says ``host`` is already normalized (`connect_url` parsed it);
+    ``implicit_tls`` adds `Option.SECURE` (a secure URL scheme).
 
     Raises:
         TypeError: an argument of the wrong type (the message names it).
@@ -174,7 +115,7 @@ def make_plan(
             the field named and ``INVALID_ARGUMENT``, ``INVALID_PORT`` or
             ``INVALID_HOST_NAME``.
     """
-    proto = _check_protocol(protocol)
+    proto = protocol if protocol is _TCP or protocol is _UDP else _check_protocol(protocol)
     opts = check_options(options)
     bits = int(opts)
     if type(timeout) is float or type(timeout) is int:
@@ -187,8 +128,8 @@ def make_plan(
     name = host if normalized and type(host) is str else check_host(host)
     number = port if type(port) is int and 0 < port < 65536 else check_port(port, proto)
     local = None if local_address is None else _check_local_address(local_address)
-    if attempt_delay is default_delay:
-        delay = default_delay
+    if attempt_delay is CONNECTION_ATTEMPT_DELAY:
+        delay: float = CONNECTION_ATTEMPT_DELAY  # the default: nothing to check
     else:
         delay = _check_attempt_delay(attempt_delay)
     if type(session_cache) is not bool:
@@ -240,14 +181,16 @@ def make_plan(
         bits,
         seconds,
         started,
+        None if seconds is None else started + seconds,
         creds,
+        session_cache,
         local,
         chosen,
         dialog,
         tuning,
         math.inf if proto is _UDP else delay,
-        session_cache,
         literal,
+        bool(bits & _PREPARE_FLAGS) or local is not None,
     )
 
 

@@ -55,12 +55,29 @@ families together, so there is nothing to wait for.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from .._errors import ErrorCode, InetError, InetTimeoutError
 from .._trace import Attempt
 
-__all__ = ["Address", "Lost", "Race", "Start", "Step", "Wait", "Won", "describe_target", "where"]
+__all__ = [
+    "CONNECTION_ATTEMPT_DELAY",
+    "Address",
+    "Lost",
+    "Race",
+    "Start",
+    "Step",
+    "Wait",
+    "Won",
+    "describe_target",
+    "where",
+]
+
+#: RFC 8305 section 8: the recommended "Connection Attempt Delay" (250 ms):
+#: long enough for a healthy path to answer, short enough that a dead one
+#: costs little. `connect(attempt_delay=...)` tunes it (at least 10 ms,
+#: the RFC's floor).
+CONNECTION_ATTEMPT_DELAY: Final = 0.25
 
 #: ``(family, sockaddr)`` as ``getaddrinfo`` gives it.
 Address = tuple[int, tuple[Any, ...]]
@@ -76,57 +93,36 @@ TIMED_OUT: Final = "timed out"
 # -- what the driver is told to do -----------------------------------------------
 
 
-class Start:
-    """Open attempt ``index`` (a socket and a non-blocking connect), then report back."""
-
-    __slots__ = ("index",)
-    __match_args__ = ("index",)
-
-    def __init__(self, index: int) -> None:
-        self.index = index
-
-    def __repr__(self) -> str:
-        return f"Start({self.index})"
+# The steps are named tuples: `Race.next` builds them with ``tuple.__new__``
+# (no Python-level constructor call), which matters because a race of one
+# takes three steps on every connect.
 
 
-class Wait:
+class Start(NamedTuple):
+    """Open attempt number ``attempt`` (a socket and a non-blocking connect), then report back."""
+
+    attempt: int
+
+
+class Wait(NamedTuple):
     """Wait for socket events at most ``seconds`` (None: no limit), then call `Race.next` again."""
 
-    __slots__ = ("seconds",)
-    __match_args__ = ("seconds",)
-
-    def __init__(self, seconds: float | None) -> None:
-        self.seconds = seconds
-
-    def __repr__(self) -> str:
-        return f"Wait({self.seconds})"
+    seconds: float | None
 
 
-class Won:
-    """Attempt ``index`` connected: keep its socket, close every other one."""
+class Won(NamedTuple):
+    """Attempt number ``attempt`` connected: keep its socket, close every other one."""
 
-    __slots__ = ("index",)
-    __match_args__ = ("index",)
-
-    def __init__(self, index: int) -> None:
-        self.index = index
-
-    def __repr__(self) -> str:
-        return f"Won({self.index})"
+    attempt: int
 
 
-class Lost:
+class Lost(NamedTuple):
     """The race is lost: close every socket and raise ``error``."""
 
-    __slots__ = ("error",)
-    __match_args__ = ("error",)
+    error: InetError
 
-    def __init__(self, error: InetError) -> None:
-        self.error = error
 
-    def __repr__(self) -> str:
-        return f"Lost({self.error!r})"
-
+_step = tuple.__new__
 
 Step = Start | Wait | Won | Lost
 
@@ -167,13 +163,10 @@ class Race:
         "_deadline",
         "_delay",
         "_due",
-        "_ends",
-        "_errors",
         "_expired",
+        "_log",
         "_next",
-        "_outcomes",
         "_running",
-        "_starts",
         "_verdict",
         "host",
         "port",
@@ -183,7 +176,6 @@ class Race:
     def __init__(
         self,
         addresses: Sequence[Address],
-        *,
         host: str,
         port: int,
         started: float,
@@ -197,11 +189,8 @@ class Race:
         self.started = started
         self._deadline = deadline
         self._delay = attempt_delay
-        # One entry per started attempt, by index: the raw trace.
-        self._starts: list[float] = []
-        self._ends: list[float | None] = []
-        self._outcomes: list[str] = []
-        self._errors: list[InetError | None] = []
+        # The raw trace: one [start, end, outcome, error] per started attempt.
+        self._log: list[list[Any]] = []
         self._running = 0  # attempts in flight
         self._next = 0  # index of the next attempt to start
         self._due = now  # when it may start
@@ -222,7 +211,7 @@ class Race:
         deadline = self._deadline
         if deadline is not None and now >= deadline:
             self._expire(now)
-            verdict = self._verdict = Lost(self.error(now))
+            verdict = self._verdict = _step(Lost, (self.error(now),))
             return verdict
         total = len(self._addresses)
         index = self._next
@@ -231,20 +220,17 @@ class Race:
                 self._next = index + 1
                 self._running += 1
                 self._due = now + self._delay
-                self._starts.append(now)
-                self._ends.append(None)
-                self._outcomes.append(PENDING)
-                self._errors.append(None)
-                return Start(index)
+                self._log.append([now, None, PENDING, None])
+                return _step(Start, (index,))
             limit: float | None = self._due - now
         elif not self._running:
-            verdict = self._verdict = Lost(self.error(now))
+            verdict = self._verdict = _step(Lost, (self.error(now),))
             return verdict
         else:
             limit = None
         if deadline is not None and (limit is None or deadline - now < limit):
             limit = deadline - now
-        return Wait(limit)
+        return _step(Wait, (limit,))
 
     # -- reports -------------------------------------------------------------------
 
@@ -253,8 +239,9 @@ class Race:
         if self._verdict is not None:
             return
         self._finish(index, now, CONNECTED, None)
-        self.abandon(now)
-        self._verdict = Won(index)
+        if self._running:
+            self.abandon(now)
+        self._verdict = _step(Won, (index,))
 
     def failed(self, index: int, now: float, error: InetError, *, fatal: bool = False) -> None:
         """Attempt ``index`` failed at ``now`` with ``error``: the next attempt becomes due at once.
@@ -268,31 +255,29 @@ class Race:
         self._finish(index, now, FAILED, error)
         if fatal:
             self.abandon(now)
-            self._verdict = Lost(error)
+            self._verdict = _step(Lost, (error,))
         elif now < self._due:
             self._due = now
 
     def abandon(self, now: float) -> None:
         """Record every running attempt as abandoned (the race is over; the driver closes their sockets)."""
-        if self._running:
-            for index, outcome in enumerate(self._outcomes):
-                if outcome is PENDING:
-                    self._finish(index, now, ABANDONED, None)
+        for index, entry in enumerate(self._log):
+            if entry[2] is PENDING:
+                self._finish(index, now, ABANDONED, None)
 
     def _expire(self, now: float) -> None:
         self._expired = True
-        if self._running:
-            for index, outcome in enumerate(self._outcomes):
-                if outcome is PENDING:
-                    self._finish(index, now, TIMED_OUT, self._timed_out(index, now))
+        for index, entry in enumerate(self._log):
+            if entry[2] is PENDING:
+                self._finish(index, now, TIMED_OUT, self._timed_out(index, now))
 
     def _finish(self, index: int, now: float, outcome: str, error: InetError | None) -> None:
-        if self._outcomes[index] is not PENDING:
-            return
-        self._outcomes[index] = outcome
-        self._ends[index] = now
-        self._errors[index] = error
-        self._running -= 1
+        entry = self._log[index]
+        if entry[2] is PENDING:
+            entry[1] = now
+            entry[2] = outcome
+            entry[3] = error
+            self._running -= 1
 
     # -- questions -----------------------------------------------------------------
 
@@ -304,21 +289,11 @@ class Race:
     def attempts(self) -> list[Attempt]:
         """The trace: one `Attempt` per started attempt, most preferred first (built on each call)."""
         records = []
-        started = self.started
-        port = self.port
-        for index, start in enumerate(self._starts):
+        for index, (start, end, outcome, error) in enumerate(self._log):
             family, sockaddr = self._addresses[index]
-            end = self._ends[index]
+            duration = None if end is None else end - start
             records.append(
-                Attempt(
-                    str(sockaddr[0]),
-                    port,
-                    family,
-                    start - started,
-                    None if end is None else end - start,
-                    self._outcomes[index],
-                    self._errors[index],
-                )
+                Attempt(str(sockaddr[0]), self.port, family, start - self.started, duration, outcome, error)
             )
         return records
 
@@ -328,7 +303,7 @@ class Race:
         ip = str(self._addresses[index][1][0])
         return InetTimeoutError(
             f"connect to {describe_target(self.host, self.port, ip)} timed out after "
-            f"{now - self._starts[index]:.2f} s (no answer before the connect deadline)",
+            f"{now - self._log[index][0]:.2f} s (no answer before the connect deadline)",
             ErrorCode.TIMED_OUT,
         )
 
@@ -341,13 +316,13 @@ class Race:
         class and code are ``TIMED_OUT`` when the deadline ran out, else
         those of the first address's failure.
         """
-        errors = [error for error in self._errors if error is not None]
+        errors: list[InetError] = [entry[3] for entry in self._log if entry[3] is not None]
         total = len(self._addresses)
         elapsed = now - self.started
         if self._expired or not errors:
             if total == 1 and errors:
                 return errors[0]
-            if not self._starts:
+            if not self._log:
                 return InetTimeoutError(
                     f"connect to {self.host} port {self.port} timed out after {elapsed:.2f} s "
                     f"before any of its {total} address(es) was tried (name resolution used up the deadline)",
@@ -371,12 +346,12 @@ class Race:
 
     def _tried_text(self) -> str:
         total = len(self._addresses)
-        tried = len(self._starts)
+        tried = len(self._log)
         count = f"{tried} of {total} addresses" if tried < total else f"{total} addresses"
         details = ", ".join(
             f"{where(str(self._addresses[i][1][0]))} "
-            f"({'no answer' if outcome is TIMED_OUT else _reason(self._errors[i])})"
-            for i, outcome in enumerate(self._outcomes)
+            f"({'no answer' if entry[2] is TIMED_OUT else _reason(entry[3])})"
+            for i, entry in enumerate(self._log)
         )
         text = f"{count} tried: {details}"
         if tried < total:
