@@ -136,22 +136,56 @@ def connect(
 
 
 class _Record:
-    """What a connect did, as raw readings; `trace` builds the `ConnectTrace` from them.
+    """What one connect made: a handle per attempt, and raw readings for the trace.
 
-    Building the trace (a resolution record, one `Attempt` per address)
-    costs several objects that most callers never look at, so the handle
-    keeps this and calls `trace` on first access.
+    The handle of an attempt is built as soon as its socket exists, before
+    the socket connects: the kernel does the handshake meanwhile, and work
+    done after it would delay whatever the caller does next (on loopback, a
+    close that comes a few microseconds later meets the server's own close
+    and costs twice as much). The winner's handle is the result; the others
+    are abandoned with their sockets.
+
+    The trace (a resolution record, one `Attempt` per address) costs several
+    objects that most callers never look at, so it is built from the
+    readings kept here on first access (`trace`).
     """
 
-    __slots__ = ("addresses", "ended", "plan", "race", "resolved", "source")
+    __slots__ = ("addresses", "ended", "handles", "plan", "private", "race", "raced", "resolved", "source")
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, private: bool) -> None:
         self.plan = plan
+        self.private = private
         self.source: str | None = None  # where the addresses came from
         self.addresses: Sequence[Address] = ()  # all of them, in race order
+        self.raced: Sequence[Address] = ()  # those raced (of the local address's family)
         self.resolved = 0.0  # seconds from the start until they were known
         self.race: Race | None = None
-        self.ended = plan.started
+        self.ended: float | None = None  # when the connect failed (None: the winner's end)
+        self.handles: dict[int, Connection] = {}  # attempt -> its handle
+
+    def adopt(self, sock: Socket, attempt: int) -> None:
+        """Build the handle of attempt ``attempt`` around its fresh socket (a `dial` hook)."""
+        sockaddr = self.raced[attempt][1]
+        plan = self.plan
+        self.handles[attempt] = Connection._new(
+            sock,
+            (sockaddr[0], sockaddr[1]),
+            plan.host,
+            plan.port,
+            plan.protocol,
+            plan.options,
+            plan.timeout,
+            plan.credentials,
+            plan.session_cache,
+            self.trace,
+            self.private,
+        )
+
+    def abandon(self) -> None:
+        """Every handle left is a lost or failed attempt's, whose socket the dialer closed."""
+        for handle in self.handles.values():
+            handle._abandon()
+        self.handles.clear()
 
     def trace(self) -> ConnectTrace:
         plan = self.plan
@@ -161,17 +195,24 @@ class _Record:
             ips = [str(sockaddr[0]) for _, sockaddr in self.addresses]
             resolution = Resolution(source, ips, self.resolved)
         race = self.race
+        attempts = [] if race is None else race.attempts()
+        ended = self.ended
+        if ended is None:  # the handle was complete when its attempt connected
+            ended = plan.started
+            for attempt in attempts:
+                if attempt.outcome == "connected" and attempt.duration is not None:
+                    ended += attempt.start + attempt.duration
         return ConnectTrace(
             host=plan.host,
             port=plan.port,
             resolution=resolution,
-            attempts=[] if race is None else race.attempts(),
-            total=self.ended - plan.started,
+            attempts=attempts,
+            total=ended - plan.started,
         )
 
 
 def run(plan: Plan) -> Connection:
-    """Carry out a checked plan: resolve, race, wrap the winner, then TLS or STARTTLS.
+    """Carry out a checked plan: resolve, race, keep the winner's handle, then TLS or STARTTLS.
 
     Raises the `InetError` of the phase that failed, with ``.trace`` set;
     every socket opened is closed by then.
@@ -189,32 +230,19 @@ def run(plan: Plan) -> Connection:
         # Bad credentials fail before the dialog starts; the upgrade logs any
         # weakening option when it uses the context.
         get_context(plan.credentials, plan.options, warn=False)
-    record = _Record(plan)
-    try:
-        sock, remote = _dial(plan, record)
-    except InetError as exc:
-        record.ended = _monotonic()
-        if exc.trace is None:
-            exc.trace = record.trace()
-        raise
     private = bool(bits & _SECURE) or plan.starttls is not None
+    record = _Record(plan, private)
     try:
-        conn = Connection._new(
-            sock,
-            remote,
-            plan.host,
-            plan.port,
-            plan.protocol,
-            plan.options,
-            plan.timeout,
-            plan.credentials,
-            plan.session_cache,
-            record.trace,
-            private,
-        )
-    except BaseException:
-        sock.close()
+        conn = record.handles.pop(_dial(plan, record))
+    except BaseException as exc:
+        record.abandon()
+        if isinstance(exc, InetError):
+            record.ended = _monotonic()
+            if exc.trace is None:
+                exc.trace = record.trace()
         raise
+    if record.handles:
+        record.abandon()
     if private:
         _secure(plan, conn, context)
     return conn
@@ -254,8 +282,8 @@ def _record_on_winner(trace: ConnectTrace, exc: InetError) -> None:
             return
 
 
-def _dial(plan: Plan, record: _Record) -> tuple[Socket, tuple[str, int]]:
-    """Resolve (unless the plan has the address) and race: the winning socket and its address."""
+def _dial(plan: Plan, record: _Record) -> int:
+    """Resolve (unless the plan has the address) and race: the winning attempt (its handle: ``record``)."""
     addresses: Sequence[Address]
     literal = plan.literal
     if literal is not None:
@@ -289,15 +317,12 @@ def _dial(plan: Plan, record: _Record) -> tuple[Socket, tuple[str, int]]:
             )
     # Positional arguments: this runs on every connect. ``now`` is the start:
     # the first attempt is due at once.
+    record.raced = addresses
     race = record.race = Race(
         addresses, plan.host, plan.port, plan.started, plan.started, plan.deadline, plan.attempt_delay
     )
-    sock, index = dial(
-        race, addresses, datagram=plan.protocol is _UDP, prepare=_preparer(plan) if plan.prepare else None
-    )
-    record.ended = _monotonic()
-    sockaddr = addresses[index][1]
-    return sock, (sockaddr[0], sockaddr[1])
+    prepare = _preparer(plan) if plan.prepare else None
+    return dial(race, addresses, plan.protocol is _UDP, prepare, record.adopt)[1]
 
 
 def _preparer(plan: Plan) -> Prepare:

@@ -213,6 +213,10 @@ class Connection:
         self._shut = False
         return self
 
+    def _abandon(self) -> None:
+        """A handle whose attempt lost or failed: mark it closed (the dialer closed its socket)."""
+        self._guard.closed = True
+
     def _publish(self) -> None:
         """`connect` is done with the handle: from now on other threads may hold it too."""
         self._guard.private = False

@@ -97,6 +97,7 @@ _DEBUG: Final = logging.DEBUG
 #: Python-level ``__init__`` and ``close`` saves about 2 µs per connect.
 Socket = _raw_socket
 Prepare = Callable[[Socket, int], None]
+Adopt = Callable[[Socket, int], None]
 
 
 #: Where the dialer reads the time: seconds on a monotonic scale (`time.monotonic`,
@@ -152,9 +153,15 @@ def poll_ms(seconds: float | None) -> int | None:
 
 
 def _open(
-    family: int, sockaddr: tuple[Any, ...], kind: int, proto: int, prepare: Prepare | None
+    family: int,
+    sockaddr: tuple[Any, ...],
+    kind: int,
+    proto: int,
+    prepare: Prepare | None,
+    adopt: Adopt | None,
+    index: int,
 ) -> tuple[Socket, int]:
-    """Create a non-blocking socket, prepare it and start connecting.
+    """Create a non-blocking socket, prepare it, hand it to ``adopt`` and start connecting.
 
     Returns the socket and ``connect_ex``'s errno (0: connected already;
     else in progress). Raises `OSError` (or `InetError`) when this attempt
@@ -175,6 +182,8 @@ def _open(
                         error.__cause__ = exc
                     raise _Fatal(error) from exc
                 raise
+        if adopt is not None:
+            adopt(sock, index)
         code = sock.connect_ex(sockaddr)
     except BaseException:
         sock.close()
@@ -188,9 +197,9 @@ def _open(
 def dial(
     race: Race,
     addresses: Sequence[Address],
-    *,
     datagram: bool,
     prepare: Prepare | None,
+    adopt: Adopt | None = None,
     clock: Clock = time.monotonic,
     poller: Callable[[], Poller] = select.poll,
 ) -> tuple[Socket, int]:
@@ -211,6 +220,11 @@ def dial(
             before it connects (socket options, local bind). An `InetError`
             with ``PERMISSION_DENIED`` or ``INVALID_ARGUMENT`` from it stops
             the whole dial; any other fails only that attempt.
+        adopt: called as ``adopt(sock, index)`` on each prepared socket
+            just before it connects, so that the caller can build what it
+            needs around it while the kernel does the handshake (work after
+            the connect delays the caller's next step). The socket stays
+            this loop's to close when its attempt does not win.
         clock: where the time comes from; ``poller`` makes the poll object
             (tests pass their own of both).
 
@@ -227,33 +241,35 @@ def dial(
     socks: list[Socket | None] = [None] * len(addresses)  # by attempt, until it ends
     polled: dict[int, int] = {}  # descriptor -> attempt, while in flight
     poll = poller()
-    now = clock()
+    step = race.next(clock())
     try:
         for _ in range(MAX_WAKEUPS_PER_ADDRESS * len(addresses)):
-            step = race.next(now)
             if type(step) is Start:
                 index = step.attempt
                 family, sockaddr = addresses[index]
                 if debug:
-                    _log_start(race, index, len(addresses), str(sockaddr[0]), now)
+                    _log_start(race, index, len(addresses), str(sockaddr[0]), clock())
                 try:
-                    sock, code = _open(family, sockaddr, kind, proto, prepare)
+                    sock, code = _open(family, sockaddr, kind, proto, prepare, adopt, index)
                 except _Fatal as fatal:
-                    race.failed(index, clock(), fatal.error, fatal=True)
+                    step = race.failed(index, clock(), fatal.error, fatal=True)
                 except OSError as exc:
-                    race.failed(index, clock(), _failed(exc, race, str(sockaddr[0])))
+                    step = race.failed(index, clock(), _failed(exc, race, str(sockaddr[0])))
                 else:
                     socks[index] = sock
                     if code == 0:  # a datagram socket, or a TCP connect that ended at once
-                        race.connected(index, clock())
+                        step = race.connected(index, clock())
                     else:
                         fd = sock.fileno()
                         polled[fd] = index
                         poll.register(fd, _POLLOUT)
-                now = clock()
+                        step = race.next(clock())
             elif type(step) is Wait:
                 events = poll.poll(poll_ms(step.seconds))
                 now = clock()
+                if not events:
+                    step = race.next(now)
+                    continue
                 if len(events) > 1:
                     # Simultaneous answers: report the more preferred address first, so it wins.
                     events.sort(key=lambda event: polled[event[0]])
@@ -264,20 +280,21 @@ def dial(
                     # Writable without error or hang-up: connected, no SO_ERROR query.
                     code = ended.getsockopt(_SOL_SOCKET, _SO_ERROR) if flags & _POLL_FAILED else 0
                     if code == 0:
-                        race.connected(index, now)
+                        step = race.connected(index, now)
                         break  # the race is over
                     poll.unregister(fd)
                     socks[index] = None
                     ended.close()
                     error = _failed(OSError(code, os.strerror(code)), race, str(addresses[index][1][0]))
-                    race.failed(index, now, error)
+                    step = race.failed(index, now, error)
             elif type(step) is Won:
+                index = step.attempt
+                winner = socks[index]
+                socks[index] = None
+                assert winner is not None
                 if debug:
                     _log_end(race)
-                winner = socks[step.attempt]
-                socks[step.attempt] = None
-                assert winner is not None
-                return winner, step.attempt
+                return winner, index
             else:
                 assert type(step) is Lost
                 if debug:

@@ -66,34 +66,39 @@ def make_race(count: int, *, deadline: float | None = 10.0, delay: float = 0.25,
 def play(
     outcomes: Sequence[tuple[str, float] | None], *, deadline: float | None = 10.0, delay: float = 0.25
 ) -> tuple[list[Attempt], InetError | None, float]:
-    """Play the network for the real race: do what `Race.next` says, on a fake clock.
+    """Play the network for the real race: do what it says, on a fake clock.
 
     ``outcomes[i]`` is ``("connected" | "refused", seconds after attempt i
     started)``, or None for an address that never answers. The race makes
     every decision; this only starts the made-up attempts it asks for, lets
-    the clock run to the next answer or the end of the wait, and reports
-    the answers most preferred first. Returns the trace, the error (None
-    when an attempt won) and the clock at the end.
+    the clock run to the next answer or the end of the wait, and reports the
+    answers most preferred first, acting on each answer as the driver does.
+    Returns the trace, the error (None when an attempt won) and the clock at
+    the end.
     """
     race = make_race(len(outcomes), deadline=deadline, delay=delay)
     now = 0.0
     ends: dict[int, tuple[float, str]] = {}
+    step = race.next(now)
     for _ in range(100):
-        step = race.next(now)
         if isinstance(step, Start):
             outcome = outcomes[step.attempt]
             if outcome is not None:
                 ends[step.attempt] = (now + outcome[1], outcome[0])
+            step = race.next(now)
         elif isinstance(step, Wait):
             next_end = min((end for end, _ in ends.values()), default=math.inf)
             now = min(next_end, math.inf if step.seconds is None else now + step.seconds)
             assert now < math.inf, "the race would wait forever"
-            for index in sorted(i for i, (end, _) in ends.items() if end <= now):
+            answered = sorted(i for i, (end, _) in ends.items() if end <= now)
+            if not answered:
+                step = race.next(now)
+            for index in answered:
                 _, kind = ends.pop(index)
                 if kind == "connected":
-                    race.connected(index, now)
-                else:
-                    race.failed(index, now, refused(index))
+                    step = race.connected(index, now)
+                    break
+                step = race.failed(index, now, refused(index))
         elif isinstance(step, Won):
             return race.attempts(), None, now
         else:
@@ -171,8 +176,7 @@ def test_a_race_of_one() -> None:
     assert isinstance(step, Start) and step.attempt == 0
     step = race.next(0.0)
     assert isinstance(step, Wait) and step.seconds == 10.0  # nothing else to start: up to the deadline
-    race.connected(0, 0.5)
-    step = race.next(0.5)
+    step = race.connected(0, 0.5)
     assert isinstance(step, Won) and step.attempt == 0
     assert race.next(7.0) is step  # final
     (attempt,) = race.attempts()
@@ -197,12 +201,11 @@ def test_every_address_refused_error_has_the_first_ones_class_and_code() -> None
 def test_the_first_addresss_failure_decides_class_and_code() -> None:
     race = make_race(2)
     assert isinstance(race.next(0.0), Start)
-    race.failed(0, 0.0, InetConnectionError("no route", ErrorCode.NETWORK_UNREACHABLE, errno=101))
-    step = race.next(0.0)
-    assert isinstance(step, Start) and step.attempt == 1
-    race.failed(1, 0.5, refused(1))
-    step = race.next(0.5)
+    step = race.failed(0, 0.0, InetConnectionError("no route", ErrorCode.NETWORK_UNREACHABLE, errno=101))
+    assert isinstance(step, Start) and step.attempt == 1  # the next attempt is due at once
+    step = race.failed(1, 0.5, refused(1))
     assert isinstance(step, Lost)
+    assert race.next(0.5) is step
     error = step.error
     assert type(error) is InetConnectionError
     assert error.code is ErrorCode.NETWORK_UNREACHABLE
@@ -220,8 +223,7 @@ def test_a_fatal_failure_ends_the_race_with_that_error() -> None:
     assert isinstance(race.next(0.0), Start)
     assert isinstance(race.next(0.25), Start)
     fatal = InetError("not allowed", ErrorCode.PERMISSION_DENIED)
-    race.failed(1, 0.25, fatal, fatal=True)
-    step = race.next(0.25)
+    step = race.failed(1, 0.25, fatal, fatal=True)
     assert isinstance(step, Lost) and step.error is fatal
     assert outcomes(race.attempts()) == ["abandoned", "failed"]
 
@@ -283,8 +285,7 @@ def test_single_address_error_is_the_attempts_own() -> None:
     race = make_race(1)
     race.next(0.0)
     own = refused(0)
-    race.failed(0, 0.0625, own)
-    step = race.next(0.0625)
+    step = race.failed(0, 0.0625, own)
     assert isinstance(step, Lost) and step.error is own
     race = make_race(1, deadline=2.0)
     race.next(0.0)
@@ -300,11 +301,9 @@ def test_single_address_error_is_the_attempts_own() -> None:
 def test_udp_infinite_delay_moves_on_only_after_a_failure() -> None:
     race = make_race(2, delay=math.inf)
     assert isinstance(race.next(0.0), Start)
-    race.failed(0, 0.0, refused(0))
-    step = race.next(0.0)
+    step = race.failed(0, 0.0, refused(0))
     assert isinstance(step, Start) and step.attempt == 1
-    race.connected(1, 0.0)
-    assert isinstance(race.next(0.0), Won)
+    assert isinstance(race.connected(1, 0.0), Won)
 
 
 # -- the blocking loop, on a fake clock and poll -----------------------------------------

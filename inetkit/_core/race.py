@@ -37,10 +37,12 @@ an infinite attempt delay: a datagram "connect" ends locally and at once and
 cannot be answered by the peer, so the next address is tried only after a
 local failure.
 
-The interface. `Race.next` is told the time and answers with the one thing
-to do next: `Start` attempt *i*, `Wait` up to *t* seconds for socket events,
-`Won` (attempt *i* connected), or `Lost` (the final error). Between calls
-the driver reports what happened with `Race.connected` and `Race.failed`.
+The interface. Each call is told the time and what happened, and answers
+with the one thing to do next: `Start` attempt *i*, `Wait` up to *t*
+seconds for socket events, `Won` (attempt *i* connected), or `Lost` (the
+final error). `Race.next` reports nothing new (the start, or a wait that
+ended without events); `Race.connected` and `Race.failed` report an
+attempt's end.
 The race keeps the trace as raw clock readings and builds `Attempt`
 records only when asked (`Race.attempts`): most connects never look.
 
@@ -234,30 +236,35 @@ class Race:
 
     # -- reports -------------------------------------------------------------------
 
-    def connected(self, index: int, now: float) -> None:
-        """Attempt ``index`` connected at ``now``: it wins, every other running attempt is abandoned."""
-        if self._verdict is not None:
-            return
+    def connected(self, index: int, now: float) -> Step:
+        """Attempt ``index`` connected at ``now``: it wins (`Won`), the others running are abandoned."""
+        verdict = self._verdict
+        if verdict is not None:
+            return verdict
         self._finish(index, now, CONNECTED, None)
         if self._running:
             self.abandon(now)
-        self._verdict = _step(Won, (index,))
+        verdict = self._verdict = _step(Won, (index,))
+        return verdict
 
-    def failed(self, index: int, now: float, error: InetError, *, fatal: bool = False) -> None:
-        """Attempt ``index`` failed at ``now`` with ``error``: the next attempt becomes due at once.
+    def failed(self, index: int, now: float, error: InetError, *, fatal: bool = False) -> Step:
+        """Attempt ``index`` failed at ``now`` with ``error``; answers what to do next, as `next` does.
 
-        ``fatal`` means no other address can cure it (the caller's own
-        configuration was refused): the race ends with ``error`` itself and
-        the attempts still running are abandoned.
+        The next attempt becomes due at once. ``fatal`` means no other
+        address can cure it (the caller's own configuration was refused):
+        the race ends with ``error`` itself (`Lost`) and the attempts still
+        running are abandoned.
         """
-        if self._verdict is not None:
-            return
+        verdict = self._verdict
+        if verdict is not None:
+            return verdict
         self._finish(index, now, FAILED, error)
         if fatal:
             self.abandon(now)
-            self._verdict = _step(Lost, (error,))
-        elif now < self._due:
-            self._due = now
+            verdict = self._verdict = _step(Lost, (error,))
+            return verdict
+        self._due = min(self._due, now)
+        return self.next(now)
 
     def abandon(self, now: float) -> None:
         """Record every running attempt as abandoned (the race is over; the driver closes their sockets)."""
