@@ -233,7 +233,25 @@ def run(plan: Plan) -> Connection:
     private = bool(bits & _SECURE) or plan.starttls is not None
     record = _Record(plan, private)
     try:
-        conn = record.handles.pop(_dial(plan, record))
+        addresses: Sequence[Address]
+        literal = plan.literal
+        if literal is not None:  # an IP literal: nothing to resolve
+            addresses = (literal,)
+            record.source = "literal"
+        else:
+            addresses = _resolve(plan, record)
+        record.addresses = addresses
+        local = plan.local
+        if local is not None and local[0]:
+            addresses = _of_local_family(plan, local[0], addresses)
+        # Positional arguments: this runs on every connect. ``now`` is the start:
+        # the first attempt is due at once.
+        record.raced = addresses
+        race = record.race = Race(
+            addresses, plan.host, plan.port, plan.started, plan.started, plan.deadline, plan.attempt_delay
+        )
+        prepare = _preparer(plan) if plan.prepare else None
+        conn = record.handles.pop(dial(race, addresses, plan.protocol is _UDP, prepare, record.adopt)[1])
     except BaseException as exc:
         record.abandon()
         if isinstance(exc, InetError):
@@ -282,47 +300,36 @@ def _record_on_winner(trace: ConnectTrace, exc: InetError) -> None:
             return
 
 
-def _dial(plan: Plan, record: _Record) -> int:
-    """Resolve (unless the plan has the address) and race: the winning attempt (its handle: ``record``)."""
-    addresses: Sequence[Address]
-    literal = plan.literal
-    if literal is not None:
-        addresses = (literal,)
-        record.source = "literal"
-    else:
-        resolver = plan.resolver or _default_resolver()
-        found, source = resolver._lookup(plan.host, plan.port, plan.protocol, plan.deadline)
-        addresses = order_addresses(found, bool(plan.bits & _PREFER_IPV6))
-        record.source = source
-        record.resolved = took = _monotonic() - plan.started
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "resolved %s from %s in %.1f ms: %s",
-                plan.host,
-                source,
-                took * 1000,
-                ", ".join(str(sockaddr[0]) for _, sockaddr in addresses),
-            )
-    record.addresses = addresses
-    local = plan.local
-    if local is not None and local[0]:
-        family = socket.AF_INET6 if ":" in local[0] else socket.AF_INET
-        addresses = [a for a in addresses if a[0] == family]
-        if not addresses:
-            raise InvalidArgumentError(
-                f"connect to {plan.host} port {plan.port}: local_address {local[0]} is "
-                f"{'IPv6' if family == socket.AF_INET6 else 'IPv4'}, but {plan.host} resolved only to "
-                f"{', '.join(str(a[1][0]) for a in record.addresses)}",
-                ErrorCode.INVALID_ARGUMENT,
-            )
-    # Positional arguments: this runs on every connect. ``now`` is the start:
-    # the first attempt is due at once.
-    record.raced = addresses
-    race = record.race = Race(
-        addresses, plan.host, plan.port, plan.started, plan.started, plan.deadline, plan.attempt_delay
-    )
-    prepare = _preparer(plan) if plan.prepare else None
-    return dial(race, addresses, plan.protocol is _UDP, prepare, record.adopt)[1]
+def _resolve(plan: Plan, record: _Record) -> Sequence[Address]:
+    """Ask the resolver for the plan's (normalized) host, under the deadline; the addresses in race order."""
+    resolver = plan.resolver or _default_resolver()
+    found, source = resolver._lookup(plan.host, plan.port, plan.protocol, plan.deadline)
+    addresses = order_addresses(found, bool(plan.bits & _PREFER_IPV6))
+    record.source = source
+    record.resolved = took = _monotonic() - plan.started
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(
+            "resolved %s from %s in %.1f ms: %s",
+            plan.host,
+            source,
+            took * 1000,
+            ", ".join(str(sockaddr[0]) for _, sockaddr in addresses),
+        )
+    return addresses
+
+
+def _of_local_family(plan: Plan, local_ip: str, addresses: Sequence[Address]) -> Sequence[Address]:
+    """The addresses of the local address's family: the others cannot be reached from it."""
+    family = socket.AF_INET6 if ":" in local_ip else socket.AF_INET
+    matching = [a for a in addresses if a[0] == family]
+    if not matching:
+        raise InvalidArgumentError(
+            f"connect to {plan.host} port {plan.port}: local_address {local_ip} is "
+            f"{'IPv6' if family == socket.AF_INET6 else 'IPv4'}, but {plan.host} resolved only to "
+            f"{', '.join(str(a[1][0]) for a in addresses)}",
+            ErrorCode.INVALID_ARGUMENT,
+        )
+    return matching
 
 
 def _preparer(plan: Plan) -> Prepare:

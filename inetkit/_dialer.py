@@ -244,7 +244,15 @@ def dial(
     step = race.next(clock())
     try:
         for _ in range(MAX_WAKEUPS_PER_ADDRESS * len(addresses)):
-            if type(step) is Start:
+            if type(step) is Won:  # checked first: it ends the common path, right after the poll
+                index = step.attempt
+                winner = socks[index]
+                socks[index] = None
+                assert winner is not None
+                if debug:
+                    _log_end(race)
+                return winner, index
+            elif type(step) is Start:
                 index = step.attempt
                 family, sockaddr = addresses[index]
                 if debug:
@@ -287,14 +295,6 @@ def dial(
                     ended.close()
                     error = _failed(OSError(code, os.strerror(code)), race, str(addresses[index][1][0]))
                     step = race.failed(index, now, error)
-            elif type(step) is Won:
-                index = step.attempt
-                winner = socks[index]
-                socks[index] = None
-                assert winner is not None
-                if debug:
-                    _log_end(race)
-                return winner, index
             else:
                 assert type(step) is Lost
                 if debug:

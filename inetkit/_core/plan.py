@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Final, NamedTuple
 from .._connection import check_timeout
 from .._errors import ErrorCode, InvalidArgumentError
 from .._hostname import cached_literal, check_host, check_port, ip_literal, literal_sockaddr
-from .._options import SOCKET_FLAGS, KeepAlive, Option, Protocol, check_options
+from .._options import ALL_OPTIONS, SOCKET_FLAGS, KeepAlive, Option, Protocol, check_options
 from .._resolver import Resolver
 from .race import CONNECTION_ATTEMPT_DELAY, Address
 
@@ -48,6 +48,7 @@ _RESERVEDPORT: Final = int(Option.RESERVEDPORT)
 _KEEPALIVE: Final = int(Option.KEEPALIVE)
 #: Flags that need a hook on each fresh socket before it connects.
 _PREPARE_FLAGS: Final = SOCKET_FLAGS | _RESERVEDPORT
+_UNKNOWN_FLAGS: Final = ~ALL_OPTIONS
 _TCP: Final = Protocol.TCP
 _UDP: Final = Protocol.UDP
 _AF_INET: Final = 2  # socket.AF_INET, the same on every platform
@@ -86,6 +87,9 @@ class Plan(NamedTuple):
     """Whether each fresh socket needs socket options or a bind before it connects."""
 
 
+_new_plan = tuple.__new__
+
+
 def make_plan(
     host: object,
     port: object,
@@ -116,8 +120,11 @@ def make_plan(
             ``INVALID_HOST_NAME``.
     """
     proto = protocol if protocol is _TCP or protocol is _UDP else _check_protocol(protocol)
-    opts = check_options(options)
-    bits = int(opts)
+    if type(options) is Option and not int(options) & _UNKNOWN_FLAGS:
+        opts = options  # the common case, without a call
+    else:
+        opts = check_options(options)
+    bits = given = int(opts)
     if type(timeout) is float or type(timeout) is int:
         # The common case without a call; bool is not an int here on purpose.
         if not 0 < timeout < math.inf:
@@ -161,7 +168,7 @@ def make_plan(
         creds = credentials
     if implicit_tls and dialog is None:
         bits |= _SECURE
-    if bits != int(opts):
+    if bits != given:
         opts = Option(bits)
     if bits or dialog is not None or local is not None:
         _check_combinations(bits, proto, local, dialog, name, number)
@@ -173,24 +180,29 @@ def make_plan(
         literal = (known[1], (name, number) if known[1] == _AF_INET else (name, number, 0, 0))
     else:
         literal = literal_sockaddr(name, number)
-    return Plan(
-        name,
-        number,
-        proto,
-        opts,
-        bits,
-        seconds,
-        started,
-        None if seconds is None else started + seconds,
-        creds,
-        session_cache,
-        local,
-        chosen,
-        dialog,
-        tuning,
-        math.inf if proto is _UDP else delay,
-        literal,
-        bool(bits & _PREPARE_FLAGS) or local is not None,
+    # tuple.__new__ skips the generated Python-level __new__ (one call fewer
+    # per connect); the fields are in `Plan`'s order.
+    return _new_plan(
+        Plan,
+        (
+            name,
+            number,
+            proto,
+            opts,
+            bits,
+            seconds,
+            started,
+            None if seconds is None else started + seconds,
+            creds,
+            session_cache,
+            local,
+            chosen,
+            dialog,
+            tuning,
+            math.inf if proto is _UDP else delay,
+            literal,
+            bool(bits & _PREPARE_FLAGS) or local is not None,
+        ),
     )
 
 

@@ -169,6 +169,7 @@ class Race:
         "_log",
         "_next",
         "_running",
+        "_total",
         "_verdict",
         "host",
         "port",
@@ -186,6 +187,7 @@ class Race:
         attempt_delay: float,
     ) -> None:
         self._addresses = addresses
+        self._total = len(addresses)
         self.host = host
         self.port = port
         self.started = started
@@ -215,9 +217,8 @@ class Race:
             self._expire(now)
             verdict = self._verdict = _step(Lost, (self.error(now),))
             return verdict
-        total = len(self._addresses)
         index = self._next
-        if index < total:
+        if index < self._total:
             if now >= self._due:
                 self._next = index + 1
                 self._running += 1
@@ -241,7 +242,11 @@ class Race:
         verdict = self._verdict
         if verdict is not None:
             return verdict
-        self._finish(index, now, CONNECTED, None)
+        entry = self._log[index]
+        if entry[2] is PENDING:  # as _finish, inlined: this runs on every connect
+            entry[1] = now
+            entry[2] = CONNECTED
+            self._running -= 1
         if self._running:
             self.abandon(now)
         verdict = self._verdict = _step(Won, (index,))
