@@ -84,4 +84,3 @@ class ConnectTrace:
         if self.total is not None:
             lines.append(f"  total: {self.total * 1000:.1f} ms")
         return "\n".join(lines)
-
