@@ -4,7 +4,8 @@ The data path reads top to bottom: check every argument and normalize the
 request once (`make_plan`, no I/O), resolve the host under the deadline (an
 IP literal needs no resolution: the plan carries its address), order the
 addresses, race them (RFC 8305: the sans-I/O race in ``_core.race`` driven
-by ``_dialer.dial``; one address is a race of one), wrap the winner, then
+by ``_dialer.dial``; one address is a race of one), keep the winner's
+handle (each attempt's is built around its socket before it connects), then
 TLS (implicit) or a STARTTLS dialog. One deadline, fixed when `connect` is
 called, covers all of it. On any failure every socket opened is closed and
 the error carries the trace of what was tried.
@@ -33,6 +34,8 @@ from ._resolver import Resolver, order_addresses
 from ._trace import ConnectTrace, Resolution
 
 if TYPE_CHECKING:
+    import ssl
+
     from ._credentials import SecurityCredentials
 
 __all__ = ["DEFAULT_TIMEOUT", "connect", "connect_url", "run"]
@@ -266,7 +269,7 @@ def run(plan: Plan) -> Connection:
     return conn
 
 
-def _secure(plan: Plan, conn: Connection, context: Any) -> None:
+def _secure(plan: Plan, conn: Connection, context: ssl.SSLContext | None) -> None:
     """The TLS handshake or the STARTTLS dialog, inside the connect deadline; closes ``conn`` on failure."""
     try:
         if plan.starttls is not None:
