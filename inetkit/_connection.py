@@ -175,9 +175,11 @@ class Connection:
         trace: Callable[[], ConnectTrace],
         private: bool,
     ) -> Connection:
-        """The one internal constructor: a handle around a connected, non-blocking socket.
+        """The one internal constructor: a handle around a non-blocking socket and the plan's settings.
 
-        ``remote`` is the address the dialer connected to (saves a
+        `connect` builds each attempt's handle just before its socket
+        connects (work after the handshake would delay the caller) and keeps
+        the winner's; ``remote`` is that attempt's address (saves a
         ``getpeername`` call); the local address is asked for when first
         needed. ``trace`` builds the connect's `ConnectTrace` on first
         access (most handles are never asked). ``private`` says that
