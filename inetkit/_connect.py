@@ -1,71 +1,66 @@
 """`connect`: the one call that turns a host and port into a `Connection`.
 
-The data path reads top to bottom: check every argument (no I/O), normalize
-the host, resolve it under the deadline (IP literals skip this), order the
-addresses, race them (RFC 8305, in ``_dialer``), wrap the winner, then TLS
-(implicit) or a STARTTLS dialog. One deadline, fixed when `connect` is
+The data path reads top to bottom: check every argument and normalize the
+request once (`make_plan`, no I/O), resolve the host under the deadline (an
+IP literal needs no resolution: the plan carries its address), order the
+addresses, race them (RFC 8305: the sans-I/O race in ``_core.race`` driven
+by ``_dialer.dial``; one address is a race of one), keep the winner's
+handle (each attempt's is built around its socket before it connects), then
+TLS (implicit) or a STARTTLS dialog. One deadline, fixed when `connect` is
 called, covers all of it. On any failure every socket opened is closed and
 the error carries the trace of what was tried.
+
+The trace is kept as raw readings (`_Record`: the resolution's source and
+time, the race's clock values) and built into a `ConnectTrace` only when
+somebody asks (``conn.trace``) or an error carries it: most handles never
+look, and a plain connect is benchmarked against ``socket.create_connection``.
 """
 
 from __future__ import annotations
 
-import _socket
 import logging
-import math
 import socket
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._connection import Connection, check_timeout
-from ._dialer import CONNECTION_ATTEMPT_DELAY, dial, dial_one
+from ._connection import Connection
+from ._core.plan import Plan, dialog_names, make_plan
+from ._core.race import Address, Race
+from ._dialer import CONNECTION_ATTEMPT_DELAY, Prepare, Socket, dial
 from ._errors import ErrorCode, InetError, InvalidArgumentError, translate_os_error
-from ._hostname import cached_literal, check_host, check_port, ip_literal, literal_sockaddr
-from ._options import (
-    SOCKET_FLAGS,
-    KeepAlive,
-    Option,
-    Protocol,
-    apply_socket_options,
-    bind_reserved_port,
-    check_options,
-)
+from ._options import KeepAlive, Option, Protocol, apply_socket_options, bind_reserved_port
 from ._resolver import Resolver, order_addresses
-from ._trace import Attempt, ConnectTrace, Resolution
+from ._trace import ConnectTrace, Resolution
 
 if TYPE_CHECKING:
+    import ssl
+
     from ._credentials import SecurityCredentials
 
-__all__ = ["DEFAULT_TIMEOUT", "connect", "connect_url"]
+__all__ = ["DEFAULT_TIMEOUT", "connect", "connect_url", "run"]
 
 logger = logging.getLogger("inetkit")
 
 #: InetConnect's customary connect timeout, in seconds.
 DEFAULT_TIMEOUT = 20.0
 
-#: RFC 8305 §8: the attempt delay should never be below 10 ms.
-MIN_ATTEMPT_DELAY = 0.01
-
 _DEFAULT_RESOLVER: Resolver | None = None
 
 # Flag tests on plain ints: IntFlag arithmetic costs about a microsecond per
 # operation, and connect is benchmarked against socket.create_connection.
 _SECURE = int(Option.SECURE)
-_BROADCAST = int(Option.BROADCAST)
 _RESERVEDPORT = int(Option.RESERVEDPORT)
 _PREFER_IPV6 = int(Option.PREFER_IPV6)
-#: Exact types of a timeout that needs no further checks (bool excluded on purpose).
-_NUMBER_TYPES = (float, int)
-#: Options the short path handles: they change nothing before the connect.
-_SHORT_PATH_OPTIONS = int(Option.FREETHREAD | Option.NOINHERIT | Option.PREFER_IPV6)
-_TCP = Protocol.TCP
-_AF_INET = socket.AF_INET
+_UDP = Protocol.UDP
 _monotonic = time.monotonic
 
-#: STARTTLS dialogs known to `connect(starttls=...)`. Filled by ``starttls``
-#: (loaded lazily) so that `import inetkit` stays cheap.
-STARTTLS_DIALOGS = ("smtp", "imap", "pop3", "ftp", "postgres", "ldap", "xmpp")
+
+def __getattr__(name: str) -> Any:
+    """``STARTTLS_DIALOGS``: the dialog names, read from `inetkit.starttls` when first asked."""
+    if name == "STARTTLS_DIALOGS":
+        return tuple(dialog_names())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _default_resolver() -> Resolver:
@@ -73,65 +68,6 @@ def _default_resolver() -> Resolver:
     if _DEFAULT_RESOLVER is None:
         _DEFAULT_RESOLVER = Resolver()
     return _DEFAULT_RESOLVER
-
-
-def _check_protocol(protocol: object) -> Protocol:
-    if protocol is Protocol.TCP or protocol is Protocol.UDP:
-        return protocol
-    if isinstance(protocol, bool) or not isinstance(protocol, int):
-        raise TypeError(f"protocol must be inetkit.Protocol, not {type(protocol).__name__}")
-    try:
-        return Protocol(protocol)
-    except ValueError:
-        raise InvalidArgumentError(
-            f"protocol must be Protocol.TCP (6) or Protocol.UDP (17), got {protocol!r}",
-            ErrorCode.INVALID_ARGUMENT,
-        ) from None
-
-
-def _check_local_address(local_address: object) -> tuple[str, int] | None:
-    if local_address is None:
-        return None
-    if not isinstance(local_address, tuple) or len(local_address) != 2:
-        raise TypeError("local_address must be a (host, port) tuple or None")
-    host, port = local_address
-    if not isinstance(host, str):
-        raise TypeError(f"local_address host must be a str, not {type(host).__name__}")
-    if isinstance(port, bool) or not isinstance(port, int):
-        raise TypeError(f"local_address port must be an int, not {type(port).__name__}")
-    if not 0 <= port <= 65535:
-        raise InvalidArgumentError(
-            f"local_address port must be 0..65535 (0 = any free port), got {port}", ErrorCode.INVALID_PORT
-        )
-    if host == "":
-        return ("", port)
-    try:
-        name = check_host(host)
-    except InvalidArgumentError as exc:
-        raise InvalidArgumentError(f"local_address: {exc}", exc.code) from None
-    if ip_literal(name) is None:
-        raise InvalidArgumentError(
-            f"local_address host must be an IP address of this machine (or '' for any), got {host!r}",
-            ErrorCode.INVALID_HOST_NAME,
-        )
-    return (name, port)
-
-
-def _check_attempt_delay(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"attempt_delay must be a number of seconds, not {type(value).__name__}")
-    delay = float(value)
-    if not math.isfinite(delay) or delay < MIN_ATTEMPT_DELAY:
-        raise InvalidArgumentError(
-            f"attempt_delay must be a finite number of seconds >= {MIN_ATTEMPT_DELAY} "
-            f"(RFC 8305 section 8), got {value!r}",
-            ErrorCode.INVALID_ARGUMENT,
-        )
-    return delay
-
-
-def _family_of(ip: str) -> int:
-    return socket.AF_INET6 if ":" in ip else socket.AF_INET
 
 
 def connect(
@@ -184,145 +120,178 @@ def connect(
         HostNotFoundError, InetTimeoutError, InetConnectionError,
         SecurityError, ...: the connect failed; ``.trace`` tells how.
     """
-    started = _monotonic()
-    if (
-        protocol is _TCP
-        and type(options) is Option
-        and not int(options) & ~_SHORT_PATH_OPTIONS
-        and type(port) is int
-        and 0 < port < 65536
-        and type(timeout) in _NUMBER_TYPES
-        and 0 < timeout < math.inf  # type: ignore[operator]
-        and type(host) is str
-        and credentials is None
-        and local_address is None
-        and resolver is None
-        and starttls is None
-        and keepalive is None
-        and attempt_delay is CONNECTION_ATTEMPT_DELAY
-    ):
-        literal = cached_literal(host)
-        if literal is not None:
-            limit = float(timeout)  # type: ignore[arg-type]
-            return _connect_literal(literal[0], literal[1], port, limit, options, started, session_cache)
-    # -- arguments: types and values, before any I/O -------------------
-    proto = _check_protocol(protocol)
-    opts = check_options(options)
-    if type(timeout) in _NUMBER_TYPES and 0 < timeout < math.inf:  # type: ignore[operator]
-        seconds: float | None = float(timeout)  # type: ignore[arg-type]  # the common case, no call
-    else:
-        seconds = check_timeout(timeout, "timeout")
-    name = check_host(host)
-    port_number = check_port(port, proto)
-    local = None if local_address is None else _check_local_address(local_address)
-    delay = (
-        attempt_delay if attempt_delay is CONNECTION_ATTEMPT_DELAY else _check_attempt_delay(attempt_delay)
+    plan = make_plan(
+        host,
+        port,
+        protocol,
+        timeout,
+        options,
+        credentials,
+        local_address,
+        resolver,
+        starttls,
+        keepalive,
+        attempt_delay,
+        session_cache,
+        _monotonic(),
     )
-    if keepalive is not None:
-        if not isinstance(keepalive, KeepAlive):
-            raise TypeError(f"keepalive must be an inetkit.KeepAlive, not {type(keepalive).__name__}")
-        opts |= Option.KEEPALIVE
-    if resolver is not None and not isinstance(resolver, Resolver):
-        raise TypeError(f"resolver must be an inetkit.Resolver, not {type(resolver).__name__}")
-    if starttls is not None and not isinstance(starttls, str):
-        raise TypeError(f"starttls must be a dialog name (str) or None, not {type(starttls).__name__}")
-    if credentials is not None:
-        from ._credentials import SecurityCredentials
+    return run(plan)
 
-        if not isinstance(credentials, SecurityCredentials):
-            raise TypeError(
-                f"credentials must be inetkit.SecurityCredentials, not {type(credentials).__name__}"
-            )
-    bits = int(opts)
-    if bits or starttls is not None or local is not None:
-        _check_combinations(bits, proto, local, starttls, name, port_number)
+
+class _Record:
+    """What one connect made: a handle per attempt, and raw readings for the trace.
+
+    The handle of an attempt is built as soon as its socket exists, before
+    the socket connects: the kernel does the handshake meanwhile, and work
+    done after it would delay whatever the caller does next (on loopback, a
+    close that comes a few microseconds later meets the server's own close
+    and costs twice as much). The winner's handle is the result; the others
+    are abandoned with their sockets.
+
+    The trace (a resolution record, one `Attempt` per address) costs several
+    objects that most callers never look at, so it is built from the
+    readings kept here on first access (`trace`).
+    """
+
+    __slots__ = ("addresses", "ended", "handles", "plan", "private", "race", "raced", "resolved", "source")
+
+    def __init__(self, plan: Plan, private: bool) -> None:
+        self.plan = plan
+        self.private = private
+        self.source: str | None = None  # where the addresses came from
+        self.addresses: Sequence[Address] = ()  # all of them, in race order
+        self.raced: Sequence[Address] = ()  # those raced (of the local address's family)
+        self.resolved = 0.0  # seconds from the start until they were known
+        self.race: Race | None = None
+        self.ended: float | None = None  # when the connect failed (None: the winner's end)
+        self.handles: dict[int, Connection] = {}  # attempt -> its handle
+
+    def adopt(self, sock: Socket, attempt: int) -> None:
+        """Build the handle of attempt ``attempt`` around its fresh socket (a `dial` hook)."""
+        sockaddr = self.raced[attempt][1]
+        plan = self.plan
+        self.handles[attempt] = Connection._new(
+            sock,
+            (sockaddr[0], sockaddr[1]),
+            plan.host,
+            plan.port,
+            plan.protocol,
+            plan.options,
+            plan.timeout,
+            plan.credentials,
+            plan.session_cache,
+            self.trace,
+            self.private,
+        )
+
+    def abandon(self) -> None:
+        """Every handle left is a lost or failed attempt's, whose socket the dialer closed."""
+        for handle in self.handles.values():
+            handle._abandon()
+        self.handles.clear()
+
+    def trace(self) -> ConnectTrace:
+        plan = self.plan
+        source = self.source
+        resolution = None
+        if source is not None:
+            ips = [str(sockaddr[0]) for _, sockaddr in self.addresses]
+            resolution = Resolution(source, ips, self.resolved)
+        race = self.race
+        attempts = [] if race is None else race.attempts()
+        ended = self.ended
+        if ended is None:  # the handle was complete when its attempt connected
+            ended = plan.started
+            for attempt in attempts:
+                if attempt.outcome == "connected" and attempt.duration is not None:
+                    ended += attempt.start + attempt.duration
+        return ConnectTrace(
+            host=plan.host,
+            port=plan.port,
+            resolution=resolution,
+            attempts=attempts,
+            total=ended - plan.started,
+        )
+
+
+def run(plan: Plan) -> Connection:
+    """Carry out a checked plan: resolve, race, keep the winner's handle, then TLS or STARTTLS.
+
+    Raises the `InetError` of the phase that failed, with ``.trace`` set;
+    every socket opened is closed by then.
+    """
+    bits = plan.bits
     context = None
     if bits & _SECURE:
         # Credentials are loaded and checked before any network I/O.
         from ._tls_io import prepare_tls
 
-        context = prepare_tls(credentials, opts, f"{name} port {port_number}")
-    elif starttls is not None:
+        context = prepare_tls(plan.credentials, plan.options, f"{plan.host} port {plan.port}")
+    elif plan.starttls is not None:
         from ._tls import get_context
 
         # Bad credentials fail before the dialog starts; the upgrade logs any
         # weakening option when it uses the context.
-        get_context(credentials, opts, warn=False)
-
-    deadline = None if seconds is None else started + seconds
-    trace = ConnectTrace(host=name, port=port_number)
+        get_context(plan.credentials, plan.options, warn=False)
+    private = bool(bits & _SECURE) or plan.starttls is not None
+    record = _Record(plan, private)
     try:
-        conn = _connect(
-            name,
-            port_number,
-            proto,
-            opts,
-            bits,
-            seconds,
-            deadline,
-            started,
-            trace,
-            local,
-            resolver,
-            keepalive,
-            delay,
+        addresses: Sequence[Address]
+        literal = plan.literal
+        if literal is not None:  # an IP literal: nothing to resolve
+            addresses = (literal,)
+            record.source = "literal"
+        else:
+            addresses = _resolve(plan, record)
+        record.addresses = addresses
+        local = plan.local
+        if local is not None and local[0]:
+            addresses = _of_local_family(plan, local[0], addresses)
+        # Positional arguments: this runs on every connect. ``now`` is the start:
+        # the first attempt is due at once.
+        record.raced = addresses
+        race = record.race = Race(
+            addresses, plan.host, plan.port, plan.started, plan.started, plan.deadline, plan.attempt_delay
         )
-        try:
-            conn._credentials = credentials
-            conn._session_cache = session_cache
-            conn._guard.private = True  # nobody else has the handle yet
-            if starttls is not None:
-                from .starttls import run_dialog
-
-                dialog_started = time.monotonic()
-                run_dialog(starttls, conn, deadline)
-                trace.starttls = time.monotonic() - dialog_started - (trace.tls_handshake or 0.0)
-            elif bits & _SECURE:
-                conn._start_security(credentials, None, deadline, context)
-        except BaseException as exc:
-            conn._close(check_owner=False)
-            if isinstance(exc, InetError):
-                _record_on_winner(trace, exc)
-            raise
-    except InetError as exc:
-        trace.total = time.monotonic() - started
-        if exc.trace is None:
-            exc.trace = trace
-        raise
-    conn._guard.private = False
-    trace.total = time.monotonic() - started
-    return conn
-
-
-def _connect_literal(
-    name: str, family: int, port: int, seconds: float, options: Option, started: float, session_cache: bool
-) -> Connection:
-    """The short path: plain TCP to an IP literal with nothing to prepare.
-
-    Every argument was checked by `connect` (the literal on an earlier call,
-    see `cached_literal`). Same result as the full path, less work: no
-    resolution, no race, and the trace is kept as clock readings until
-    somebody asks for it. Plain connects to addresses are what benchmarks
-    and connection pools do over and over.
-    """
-    sockaddr = (name, port) if family == _AF_INET else (name, port, 0, 0)
-    conn = Connection._new(name, port, _TCP, options, seconds, None, (name, port))
-    conn._session_cache = session_cache
-    failed: list[Attempt] = []
-    try:
-        # The handle takes the socket as it is made, before it connects.
-        _, begun, ended = dial_one(
-            family, sockaddr, started + seconds, conn._attach, name, port, started, failed
-        )
+        prepare = _preparer(plan) if plan.prepare else None
+        conn = record.handles.pop(dial(race, addresses, plan.protocol is _UDP, prepare, record.adopt)[1])
     except BaseException as exc:
-        conn._abandon()
-        if isinstance(exc, InetError) and exc.trace is None:
-            exc.trace = ConnectTrace(
-                name, port, Resolution("literal", [name], 0.0), failed, total=_monotonic() - started
-            )
+        record.abandon()
+        if isinstance(exc, InetError):
+            record.ended = _monotonic()
+            if exc.trace is None:
+                exc.trace = record.trace()
         raise
-    conn._lazy_trace = (started, begun, ended, family)
+    if record.handles:
+        record.abandon()
+    if private:
+        _secure(plan, conn, context)
     return conn
+
+
+def _secure(plan: Plan, conn: Connection, context: ssl.SSLContext | None) -> None:
+    """The TLS handshake or the STARTTLS dialog, inside the connect deadline; closes ``conn`` on failure."""
+    try:
+        if plan.starttls is not None:
+            from .starttls import run_dialog
+
+            dialog_started = _monotonic()
+            run_dialog(plan.starttls, conn, plan.deadline)
+            trace = conn.trace
+            trace.starttls = _monotonic() - dialog_started - (trace.tls_handshake or 0.0)
+        else:
+            conn._start_security(plan.credentials, None, plan.deadline, context)
+    except BaseException as exc:
+        conn._close(check_owner=False)
+        if isinstance(exc, InetError):
+            trace = conn.trace
+            _record_on_winner(trace, exc)
+            trace.total = _monotonic() - plan.started
+            if exc.trace is None:
+                exc.trace = trace
+        raise
+    conn._publish()
+    conn.trace.total = _monotonic() - plan.started
 
 
 def _record_on_winner(trace: ConnectTrace, exc: InetError) -> None:
@@ -334,78 +303,46 @@ def _record_on_winner(trace: ConnectTrace, exc: InetError) -> None:
             return
 
 
-def _check_combinations(
-    bits: int, proto: Protocol, local: tuple[str, int] | None, starttls: str | None, name: str, port: int
-) -> None:
-    def refuse(message: str) -> None:
-        raise InvalidArgumentError(f"connect to {name} port {port}: {message}", ErrorCode.INVALID_ARGUMENT)
-
-    if proto is Protocol.TCP and bits & _BROADCAST:
-        refuse("Option.BROADCAST applies to datagram (UDP) sockets only")
-    if proto is Protocol.UDP:
-        if bits & _SECURE:
-            refuse("Option.SECURE needs TCP (inetkit has no DTLS)")
-        if starttls is not None:
-            refuse("starttls needs TCP")
-    if bits & _SECURE and starttls is not None:
-        refuse(
-            "Option.SECURE (implicit TLS from the first byte) and starttls= (plaintext first, "
-            "then upgrade) exclude each other; choose one"
+def _resolve(plan: Plan, record: _Record) -> Sequence[Address]:
+    """Ask the resolver for the plan's (normalized) host, under the deadline; the addresses in race order."""
+    resolver = plan.resolver or _default_resolver()
+    found, source = resolver._lookup(plan.host, plan.port, plan.protocol, plan.deadline)
+    addresses = order_addresses(found, bool(plan.bits & _PREFER_IPV6))
+    record.source = source
+    record.resolved = took = _monotonic() - plan.started
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(
+            "resolved %s from %s in %.1f ms: %s",
+            plan.host,
+            source,
+            took * 1000,
+            ", ".join(str(sockaddr[0]) for _, sockaddr in addresses),
         )
-    if bits & _RESERVEDPORT and local is not None and local[1] != 0:
-        refuse(
-            f"Option.RESERVEDPORT picks the local port itself; local_address port must be 0, got {local[1]}"
+    return addresses
+
+
+def _of_local_family(plan: Plan, local_ip: str, addresses: Sequence[Address]) -> Sequence[Address]:
+    """The addresses of the local address's family: the others cannot be reached from it."""
+    family = socket.AF_INET6 if ":" in local_ip else socket.AF_INET
+    matching = [a for a in addresses if a[0] == family]
+    if not matching:
+        raise InvalidArgumentError(
+            f"connect to {plan.host} port {plan.port}: local_address {local_ip} is "
+            f"{'IPv6' if family == socket.AF_INET6 else 'IPv4'}, but {plan.host} resolved only to "
+            f"{', '.join(str(a[1][0]) for a in addresses)}",
+            ErrorCode.INVALID_ARGUMENT,
         )
-    if starttls is not None and starttls not in STARTTLS_DIALOGS:
-        refuse(f"unknown starttls dialog {starttls!r}; known: {', '.join(STARTTLS_DIALOGS)}")
+    return matching
 
 
-def _connect(
-    name: str,
-    port: int,
-    proto: Protocol,
-    opts: Option,
-    bits: int,
-    seconds: float | None,
-    deadline: float | None,
-    started: float,
-    trace: ConnectTrace,
-    local: tuple[str, int] | None,
-    resolver: Resolver | None,
-    keepalive: KeepAlive | None,
-    delay: float,
-) -> Connection:
-    literal = literal_sockaddr(name, port)
-    addresses: Sequence[tuple[int, tuple[Any, ...]]]
-    if literal is not None:
-        addresses = [literal]
-        trace.resolution = Resolution("literal", [literal[1][0]], 0.0)
-    else:
-        found, source = (resolver or _default_resolver()).resolve_traced(name, port, proto, deadline)
-        addresses = order_addresses(found, bool(bits & _PREFER_IPV6))
-        took = time.monotonic() - started
-        trace.resolution = Resolution(source, [sockaddr[0] for _, sockaddr in addresses], took)
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "resolved %s from %s in %.1f ms: %s",
-                name,
-                source,
-                took * 1000,
-                ", ".join(sockaddr[0] for _, sockaddr in addresses),
-            )
-    if local is not None and local[0]:
-        family = _family_of(local[0])
-        matching = [a for a in addresses if a[0] == family]
-        if not matching:
-            raise InvalidArgumentError(
-                f"connect to {name} port {port}: local_address {local[0]} is "
-                f"{'IPv6' if family == socket.AF_INET6 else 'IPv4'}, but {name} resolved only to "
-                f"{', '.join(a[1][0] for a in addresses)}",
-                ErrorCode.INVALID_ARGUMENT,
-            )
-        addresses = matching
+def _preparer(plan: Plan) -> Prepare:
+    """The hook that sets socket options and binds the local address on each fresh socket."""
+    bits = plan.bits
+    proto = plan.protocol
+    keepalive = plan.keepalive
+    local = plan.local
 
-    def prepare(sock: _socket.socket, family: int) -> None:
+    def prepare(sock: Socket, family: int) -> None:
         apply_socket_options(sock, bits, proto, keepalive)
         if local is None and not bits & _RESERVEDPORT:
             return
@@ -422,34 +359,7 @@ def _connect(
                 exc, action="bind local address", target=f"{ip} port {local[1]}"
             ) from exc
 
-    # Nothing to prepare is the common case: skip the call per attempt.
-    needs_prepare = bits & (SOCKET_FLAGS | _RESERVEDPORT) or local is not None
-    sock = dial(
-        addresses,
-        protocol=proto,
-        deadline=deadline,
-        attempt_delay=delay,
-        prepare=prepare if needs_prepare else None,
-        host=name,
-        port=port,
-        started=started,
-        trace_attempts=trace.attempts,
-    )
-    try:
-        return Connection._from_socket(
-            sock, name, port, proto, opts, seconds, trace, sock_remote(trace, addresses)
-        )
-    except BaseException:
-        sock.close()
-        raise
-
-
-def sock_remote(trace: ConnectTrace, addresses: Sequence[tuple[int, tuple[Any, ...]]]) -> tuple[str, int]:
-    """The winning address, from the trace (no getpeername system call)."""
-    for attempt in reversed(trace.attempts):
-        if attempt.outcome == "connected":
-            return (attempt.address, attempt.port)
-    return (addresses[0][1][0], addresses[0][1][1])  # pragma: no cover - dial always records
+    return prepare
 
 
 def connect_url(
@@ -478,23 +388,25 @@ def connect_url(
         InvalidArgumentError: no usable host, an unknown scheme without a
             port, a bad port, or a malformed URL.
     """
+    started = _monotonic()
     from ._url import parse_url
 
     parsed = parse_url(url)
-    opts = check_options(options)
-    if parsed.secure and starttls is None:
-        opts |= Option.SECURE
-    return connect(
+    plan = make_plan(
         parsed.host,
         parsed.port,
         Protocol.TCP,
         timeout,
-        opts,
+        options,
         credentials,
-        local_address=local_address,
-        resolver=resolver,
-        starttls=starttls,
-        keepalive=keepalive,
-        attempt_delay=attempt_delay,
-        session_cache=session_cache,
+        local_address,
+        resolver,
+        starttls,
+        keepalive,
+        attempt_delay,
+        session_cache,
+        started,
+        normalized=True,
+        implicit_tls=parsed.secure,
     )
+    return run(plan)

@@ -53,7 +53,7 @@ from ._errors import (
 )
 from ._options import Option, Protocol
 from ._ownership import Guard, Waiter
-from ._trace import ConnectTrace, literal_trace
+from ._trace import ConnectTrace
 from ._transport import PlainTransport, Transport
 
 if TYPE_CHECKING:
@@ -121,7 +121,6 @@ class Connection:
         "_credentials",
         "_guard",
         "_host",
-        "_lazy_trace",
         "_local",
         "_negotiated",
         "_options",
@@ -135,6 +134,7 @@ class Connection:
         "_target",
         "_timeout",
         "_trace",
+        "_trace_source",
         "_transport",
     )
 
@@ -151,7 +151,7 @@ class Connection:
     _options: Option
     _timeout: float | None
     _trace: ConnectTrace | None
-    _lazy_trace: tuple[float, float, float, int] | None
+    _trace_source: Callable[[], ConnectTrace]
     _target: str
     _buffer: ReceiveBuffer
     _credentials: SecurityCredentials | None
@@ -162,46 +162,31 @@ class Connection:
         raise TypeError("Connection handles are made by inetkit.connect() or inetkit.connect_url()")
 
     @classmethod
-    def _from_socket(
-        cls,
-        sock: _socket.socket,
-        host: str,
-        port: int,
-        protocol: Protocol,
-        options: Option,
-        timeout: float | None,
-        trace: ConnectTrace | None,
-        remote: tuple[str, int],
-    ) -> Connection:
-        """Wrap a connected, non-blocking socket (inetkit-internal).
-
-        ``remote`` is the address the dialer connected to (saves a
-        ``getpeername`` call); the local address is asked for when first
-        needed. A ``trace`` of None means the caller sets ``_lazy_trace``
-        (a connect to an IP literal builds its record on first access).
-        """
-        self = cls._new(host, port, protocol, options, timeout, trace, remote)
-        self._attach(sock, 0)
-        return self
-
-    @classmethod
     def _new(
         cls,
+        sock: _socket.socket,
+        remote: tuple[str, int],
         host: str,
         port: int,
         protocol: Protocol,
         options: Option,
         timeout: float | None,
-        trace: ConnectTrace | None,
-        remote: tuple[str, int],
+        credentials: SecurityCredentials | None,
+        session_cache: bool,
+        trace: Callable[[], ConnectTrace],
+        private: bool,
     ) -> Connection:
-        """Everything of a handle but its socket, which `_attach` adds.
+        """The one internal constructor: a handle around a non-blocking socket and the plan's settings.
 
-        Connect's short path builds the handle before the socket connects:
-        work done after the handshake delays whatever the caller does next,
-        and on loopback a close that waits a few microseconds more meets the
-        server's own close and costs twice as much. Positional arguments and
-        few objects: this runs on every connect.
+        `connect` builds each attempt's handle just before its socket
+        connects (work after the handshake would delay the caller) and keeps
+        the winner's; ``remote`` is that attempt's address (saves a
+        ``getpeername`` call); the local address is asked for when first
+        needed. ``trace`` builds the connect's `ConnectTrace` on first
+        access (most handles are never asked). ``private`` says that
+        `connect` still holds the handle (a TLS handshake or STARTTLS dialog
+        follows; see `Guard.private`) until it calls `_publish`. Positional
+        arguments and few objects: this runs on every connect.
         """
         self = object.__new__(cls)
         self._host = host
@@ -209,33 +194,33 @@ class Connection:
         self._protocol = protocol
         self._options = options
         self._timeout = timeout
-        self._trace = trace
-        self._lazy_trace = None
+        self._credentials = credentials
+        self._session_cache = session_cache
+        self._trace = None
+        self._trace_source = trace
         self._remote = remote
         self._local = None
         ip = remote[0]
         if ip == host:
-            self._target = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+            target = self._target = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
         else:
-            self._target = f"{host} port {port} ({ip})"
-        self._guard = Guard(bool(int(options) & _FREETHREAD), self._target)
+            target = self._target = f"{host} port {port} ({ip})"
+        guard = self._guard = Guard(bool(int(options) & _FREETHREAD), target)
+        guard.private = private
+        self._transport = self._plain = PlainTransport(sock, guard, target, protocol is _UDP)
         self._buffer = ReceiveBuffer(DEFAULT_MAX_BYTES)  # holds no bytes until a buffered read
         self._security = None
         self._negotiated = None
-        self._credentials = None
-        self._session_cache = True
         self._shut = False
         return self
 
-    def _attach(self, sock: _socket.socket, family: int) -> None:
-        """Give a `_new` handle its socket (a dialer ``prepare`` hook; ``family`` unused)."""
-        self._transport = self._plain = PlainTransport(
-            sock, self._guard, self._target, self._protocol is _UDP
-        )
-
     def _abandon(self) -> None:
-        """A `_new` handle whose connect failed: mark it closed (the dialer closed the socket)."""
+        """A handle whose attempt lost or failed: mark it closed (the dialer closed its socket)."""
         self._guard.closed = True
+
+    def _publish(self) -> None:
+        """`connect` is done with the handle: from now on other threads may hold it too."""
+        self._guard.private = False
 
     # -- properties (any thread) ---------------------------------------
 
@@ -279,8 +264,7 @@ class Connection:
         """How the connect went: resolution, attempts, TLS and STARTTLS times."""
         trace = self._trace
         if trace is None:
-            assert self._lazy_trace is not None
-            trace = self._trace = literal_trace(self._host, self._port, self._remote[0], *self._lazy_trace)
+            trace = self._trace = self._trace_source()
         return trace
 
     @property

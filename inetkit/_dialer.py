@@ -1,56 +1,32 @@
-"""The connection race: RFC 8305 "Happy Eyeballs" for synchronous callers, under one deadline.
+"""The blocking driver of the connection race: sockets and one poll under one deadline.
 
 Theory of operation
 -------------------
-The problem. A name often has several addresses, of both families. Trying
-them one after another with a per-address timeout turns one broken path (a
-black-holed IPv6 route answers nothing; the kernel retries SYNs for about two
-minutes) into minutes of waiting, and multiplies the caller's timeout by the
-number of addresses. Trying them all at once floods the server.
+The race itself (RFC 8305 "Happy Eyeballs": which attempt starts when, who
+wins, what the error says) is the sans-I/O `inetkit._core.race.Race`; its
+module header explains the algorithm. This module is the thin loop that
+acts on its answers: it reads the clock, opens non-blocking sockets, waits
+on ONE ``select.poll`` object for every attempt in flight (no thread per
+attempt), reports back what happened, and closes every socket that did not
+win, on every path out (success, failure, deadline, or an exception from a
+``prepare`` hook).
 
-The algorithm (RFC 8305):
+TCP and UDP, one address or many, all go through the same loop. The cost of
+a race of one, the common case (an IP literal), is one socket (created
+non-blocking: ``SOCK_NONBLOCK``), one ``connect_ex`` and one ``poll``. A
+socket that polls writable without ``POLLERR``/``POLLHUP`` is connected, so
+no ``SO_ERROR`` query is needed on success; only a failed attempt asks for
+its errno.
 
-* The addresses arrive already ordered (``_resolver.order_addresses``: the
-  preferred family first, then alternating families, RFC 8305 section 4).
-* Attempts are staggered (section 5): the first starts at once; each further
-  attempt starts when the previous one has been running for
-  `CONNECTION_ATTEMPT_DELAY` without an answer, or at once when an attempt
-  fails (a refusal or an unreachable network gives way immediately instead
-  of wasting the delay). Started attempts keep running in parallel.
-* The first attempt to connect wins; every other socket is closed at once
-  (section 5: "all other connection attempts ... SHOULD be canceled") and
-  recorded as "abandoned".
-* ONE deadline covers every attempt: there is no per-address timeout, so a
-  caller's ``timeout`` means what it says however many addresses there are.
-  When it runs out, whatever is still running is "timed out".
-* When every address failed, the error names every address and keeps each
-  attempt's own error in ``.attempts``; its class and code are those of the
-  most preferred address's failure, or ``TIMED_OUT`` when the deadline ran
-  out (so ``except ConnectionRefusedError`` still works).
-
-Not done: the "Resolution Delay" of RFC 8305 section 3 (start connecting
-when the AAAA answer arrives before the A answer); ``getaddrinfo`` returns
-both families together, so there is nothing to wait for.
-
-Structure. `_Race` is a small sans-I/O state machine: told the time and what
-happened, it says which attempt to start and how long the caller may sleep,
-keeps the trace records, and builds the final error. It never reads a clock
-or touches a socket, so tests drive it with made-up times and assert exact
-results. `dial` is the thin I/O loop around it: non-blocking sockets, one
-``select.poll`` object for every attempt in flight (no thread per attempt),
-and a `Clock` that says what time it is.
-
-Fast paths. One address (an IP literal, the common case) skips the race:
-one socket, one non-blocking connect, one poll, one ``SO_ERROR`` check,
-which is cheaper than ``socket.create_connection`` (that one also runs
-``getaddrinfo``). UDP has no race at all: a datagram "connect" only sets the
-default destination and cannot be answered by the peer, so the first address
-whose local connect succeeds is used.
+Waits are clamped: ``poll`` takes a C int of milliseconds, so a far deadline
+(``timeout=1e308``) is waited for in pieces of at most `MAX_POLL_MS`, and the
+arithmetic never rounds an infinite or huge float.
 
 Rejected alternatives: a thread per blocking attempt (a thread each, and a
-blocking ``connect`` cannot be cancelled cleanly when another one wins); ``selectors.DefaultSelector`` (epoll
-costs a descriptor and three system calls per dial, poll costs none extra);
-a per-attempt timeout (see the problem above).
+blocking ``connect`` cannot be cancelled cleanly when another one wins);
+``selectors.DefaultSelector`` (epoll costs a descriptor and three system
+calls per dial, poll costs none extra); a separate single-address path (two
+sets of bookkeeping to keep in step, for a saving of about a microsecond).
 """
 
 from __future__ import annotations
@@ -64,29 +40,33 @@ import socket
 import time
 from _socket import socket as _raw_socket
 from collections.abc import Callable, Sequence
-from typing import Any, Final, NoReturn
+from typing import Any, Final
 from typing import Protocol as TypingProtocol
 
-from ._errors import ErrorCode, InetError, InetTimeoutError, InvalidArgumentError, translate_os_error
-from ._options import Protocol
-from ._trace import Attempt
+from ._core.race import (
+    CONNECTION_ATTEMPT_DELAY,
+    Address,
+    Lost,
+    Race,
+    Start,
+    Wait,
+    Won,
+    describe_target,
+    where,
+)
+from ._errors import ErrorCode, InetError, InvalidArgumentError, translate_os_error
 
-__all__ = ["CONNECTION_ATTEMPT_DELAY", "MONOTONIC", "Clock", "Socket", "dial", "dial_one"]
+__all__ = ["CONNECTION_ATTEMPT_DELAY", "Clock", "Poller", "Socket", "dial", "poll_ms"]
 
 logger = logging.getLogger("inetkit")
-
-#: RFC 8305 section 8: the recommended "Connection Attempt Delay" (250 ms):
-#: long enough for a healthy path to answer, short enough that a dead one
-#: costs little. `connect(attempt_delay=...)` tunes it (at least 10 ms,
-#: the RFC's floor).
-CONNECTION_ATTEMPT_DELAY: Final = 0.25
 
 #: ``poll`` takes a C int of milliseconds; longer waits are done in pieces.
 MAX_POLL_MS: Final = 2**31 - 1
 
 #: Wake-ups of the race loop per address before giving up. Each wake-up
 #: starts, ends or times something, so a handful per address is normal; the
-#: bound only stops a broken clock from spinning forever.
+#: bound only stops a broken clock from spinning forever (a far deadline
+#: waited for in `MAX_POLL_MS` pieces takes one wake-up per 24.8 days).
 MAX_WAKEUPS_PER_ADDRESS: Final = 1000
 
 # SOCK_NONBLOCK makes the socket non-blocking as it is created (one system
@@ -104,69 +84,35 @@ _IN_PROGRESS: Final = frozenset({errno.EINPROGRESS, errno.EINTR, 10035})
 # configuration is refused, so the whole dial stops at once.
 _FATAL_CODES: Final = frozenset({ErrorCode.PERMISSION_DENIED, ErrorCode.INVALID_ARGUMENT})
 
-Address = tuple[int, tuple[Any, ...]]
+#: poll() flags that mean a connect in progress failed (SO_ERROR says why).
+_POLL_FAILED: Final = select.POLLERR | select.POLLHUP
+_POLLOUT: Final = select.POLLOUT
+_SOL_SOCKET: Final = socket.SOL_SOCKET
+_SO_ERROR: Final = socket.SO_ERROR
+_DEBUG: Final = logging.DEBUG
+
 #: The sockets the dialer makes: the C-level ``_socket.socket`` that
 #: ``socket.socket`` extends. Nothing in inetkit needs the wrapper's extras
 #: (``makefile``, ``sendfile``, enum-typed ``family``), and skipping its
 #: Python-level ``__init__`` and ``close`` saves about 2 µs per connect.
 Socket = _raw_socket
 Prepare = Callable[[Socket, int], None]
+Adopt = Callable[[Socket, int], None]
 
 
-class Clock(TypingProtocol):
-    """Where the dialer reads the time: seconds on a monotonic scale."""
-
-    def now(self) -> float: ...
-
-
-class _MonotonicClock:
-    """The real clock: `time.monotonic`, the scale connect deadlines use."""
-
-    __slots__ = ()
-
-    def now(self) -> float:
-        return time.monotonic()
+#: Where the dialer reads the time: seconds on a monotonic scale (`time.monotonic`,
+#: the scale connect deadlines use; tests pass a fake).
+Clock = Callable[[], float]
 
 
-#: The clock `dial` uses unless a test passes another.
-MONOTONIC: Final[Clock] = _MonotonicClock()
+class Poller(TypingProtocol):
+    """What the dialer needs of ``select.poll()`` (tests may pass their own)."""
 
+    def register(self, fd: int, eventmask: int = ..., /) -> None: ...
 
-# -- messages ------------------------------------------------------------------
+    def unregister(self, fd: int, /) -> None: ...
 
-
-def _where(ip: str) -> str:
-    return f"[{ip}]" if ":" in ip else ip
-
-
-def _target(host: str, port: int, ip: str) -> str:
-    """How messages name one attempt: ``example.com port 443 (192.0.2.1)``."""
-    if host == ip or host.partition("%")[0] == ip:
-        return f"{ip} port {port}"
-    return f"{host} port {port} ({ip})"
-
-
-def _reason(error: BaseException | None) -> str:
-    if isinstance(error, InetError):
-        return error.code.name.lower().replace("_", " ")
-    return "failed" if error is None else str(error) or type(error).__name__
-
-
-def _attempt_timed_out(host: str, port: int, ip: str, elapsed: float) -> InetTimeoutError:
-    return InetTimeoutError(
-        f"connect to {_target(host, port, ip)} timed out after {elapsed:.2f} s "
-        "(no answer before the connect deadline)",
-        ErrorCode.TIMED_OUT,
-    )
-
-
-def _connect_failed(exc: BaseException, host: str, port: int, ip: str) -> InetError:
-    """The `InetError` for one failed attempt, chained to the `OSError` behind it."""
-    error = translate_os_error(exc, action="connect to", target=_target(host, port, ip))
-    if error is not exc:
-        # Kept on the error itself: it is raised later, outside this handler.
-        error.__cause__ = exc
-    return error
+    def poll(self, timeout: float | None = ..., /) -> list[tuple[int, int]]: ...
 
 
 class _Fatal(Exception):
@@ -177,247 +123,50 @@ class _Fatal(Exception):
         self.error = error
 
 
-def _raise(error: InetError, cause: BaseException | None) -> NoReturn:
-    """Raise ``error`` chained to ``cause`` (but never to itself)."""
-    if cause is None or cause is error:
-        raise error
-    raise error from cause
+def _failed(exc: BaseException, race: Race, ip: str, action: str = "connect to") -> InetError:
+    """The `InetError` for one failed attempt; its ``__cause__`` is the `OSError` behind it.
 
-
-# -- the sans-I/O race -------------------------------------------------------------
-
-
-class _Race:
-    """The RFC 8305 scheduler: which attempt starts when, and how the race ended.
-
-    It is told the time (``now``, seconds on the deadline's scale) and the
-    outcome of each attempt, and answers with the next attempt to start
-    (`start_due`) and how long the caller may wait for socket events before
-    asking again (`wait_time`). It keeps the trace (`Attempt` records,
-    appended to ``trace`` as attempts start) and builds the error when the
-    race is lost (`error`).
-
-    Rules: the first attempt is due at once; attempt *n + 1* is due
-    ``attempt_delay`` after attempt *n* started, or at once when any attempt
-    fails before that; nothing starts at or after the deadline; the first
-    attempt to connect wins and every other running attempt is abandoned.
+    The cause is kept on the error itself because the error is raised later,
+    outside the handler that caught ``exc`` (a race of one raises it as is).
     """
-
-    __slots__ = (
-        "_addresses",
-        "_deadline",
-        "_delay",
-        "_due",
-        "_host",
-        "_next",
-        "_port",
-        "_records",
-        "_running",
-        "_started",
-        "_starts",
-        "_trace",
-        "timed_out",
-        "winner",
-    )
-
-    def __init__(
-        self,
-        addresses: Sequence[Address],
-        *,
-        host: str,
-        port: int,
-        started: float,
-        now: float,
-        deadline: float | None,
-        attempt_delay: float,
-        trace: list[Attempt],
-    ) -> None:
-        self._addresses = addresses
-        self._host = host
-        self._port = port
-        self._started = started
-        self._deadline = deadline
-        self._delay = attempt_delay
-        self._trace = trace
-        self._records: list[Attempt] = []
-        self._starts: list[float] = []
-        self._running: set[int] = set()
-        self._next = 0
-        self._due = now
-        self.winner: int | None = None
-        self.timed_out = False
-
-    # -- questions -----------------------------------------------------------
-
-    def expired(self, now: float) -> bool:
-        """Whether the deadline has run out at ``now``."""
-        return self._deadline is not None and now >= self._deadline
-
-    @property
-    def all_failed(self) -> bool:
-        """Every address was tried and every attempt failed."""
-        return self.winner is None and self._next >= len(self._addresses) and not self._running
-
-    @property
-    def running(self) -> frozenset[int]:
-        """Indices of the attempts in flight."""
-        return frozenset(self._running)
-
-    def start_due(self, now: float) -> int | None:
-        """The index of the attempt to start at ``now``, or None when none is due.
-
-        The caller starts it and reports back (`failed` / `connected`); call
-        again until None, since a failure reported at once makes the next
-        attempt due at once.
-        """
-        if (
-            self.winner is not None
-            or self.timed_out
-            or self._next >= len(self._addresses)
-            or now < self._due
-            or self.expired(now)
-        ):
-            return None
-        index = self._next
-        self._next += 1
-        self._running.add(index)
-        self._due = now + self._delay
-        family, sockaddr = self._addresses[index]
-        record = Attempt(address=str(sockaddr[0]), port=self._port, family=family, start=now - self._started)
-        self._records.append(record)
-        self._starts.append(now)
-        self._trace.append(record)
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "connect %s port %d: attempt %d/%d to %s started at +%.1f ms",
-                self._host,
-                self._port,
-                index + 1,
-                len(self._addresses),
-                _where(record.address),
-                record.start * 1000,
-            )
-        return index
-
-    def wait_time(self, now: float) -> float | None:
-        """Seconds the caller may wait for socket events before calling again; None = no limit."""
-        limit: float | None = None
-        if self._next < len(self._addresses) and self.winner is None:
-            limit = self._due - now
-        if self._deadline is not None:
-            until_deadline = self._deadline - now
-            limit = until_deadline if limit is None else min(limit, until_deadline)
-        return None if limit is None else max(0.0, limit)
-
-    # -- reports -------------------------------------------------------------
-
-    def _finish(self, index: int, now: float, outcome: str, error: BaseException | None) -> None:
-        record = self._records[index]
-        record.outcome = outcome
-        record.duration = now - self._starts[index]
-        record.error = error
-        self._running.discard(index)
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "connect %s port %d: attempt %d to %s %s after %.1f ms%s",
-                self._host,
-                self._port,
-                index + 1,
-                _where(record.address),
-                outcome,
-                record.duration * 1000,
-                f": {error}" if error is not None else "",
-            )
-
-    def failed(self, index: int, now: float, error: InetError) -> None:
-        """Attempt ``index`` failed at ``now``: the next attempt becomes due at once."""
-        self._finish(index, now, "failed", error)
-        self._due = min(self._due, now)
-
-    def connected(self, index: int, now: float) -> None:
-        """Attempt ``index`` connected at ``now``: it wins, every other running attempt is abandoned."""
-        self._finish(index, now, "connected", None)
-        self.winner = index
-        self.abandon(now)
-
-    def abandon(self, now: float) -> None:
-        """Record every running attempt as abandoned (the race is over, their sockets closed)."""
-        for index in sorted(self._running):
-            self._finish(index, now, "abandoned", None)
-
-    def expire(self, now: float) -> None:
-        """The deadline ran out at ``now``: every running attempt timed out."""
-        self.timed_out = True
-        for index in sorted(self._running):
-            ip = self._records[index].address
-            elapsed = now - self._starts[index]
-            self._finish(index, now, "timed out", _attempt_timed_out(self._host, self._port, ip, elapsed))
-
-    # -- the verdict -----------------------------------------------------------
-
-    def error(self, now: float) -> InetError:
-        """The error that ends a lost race (every attempt failed, or the deadline ran out).
-
-        With one address it is that attempt's own error. Otherwise the
-        message says how many addresses were tried and names every address;
-        ``.attempts`` holds each attempt's own error, most preferred first;
-        class and code are ``TIMED_OUT`` when the deadline ran out, else
-        those of the first address's failure.
-        """
-        errors = [r.error for r in self._records if isinstance(r.error, InetError)]
-        total = len(self._addresses)
-        elapsed = now - self._started
-        if self.timed_out or not errors:
-            if total == 1 and errors:
-                return errors[0]
-            if not self._records:
-                return InetTimeoutError(
-                    f"connect to {self._host} port {self._port} timed out after {elapsed:.2f} s "
-                    f"before any of its {total} address(es) was tried (name resolution used up the deadline)",
-                    ErrorCode.TIMED_OUT,
-                )
-            return InetTimeoutError(
-                f"connect to {self._host} port {self._port} timed out after {elapsed:.2f} s: "
-                f"{self._tried_text()}",
-                ErrorCode.TIMED_OUT,
-                attempts=errors,
-            )
-        first = errors[0]
-        if total == 1:
-            return first
-        return type(first)(
-            f"connect to {self._host} port {self._port} failed: {self._tried_text()}",
-            first.code,
-            errno=first.errno,
-            attempts=errors,
-        )
-
-    def _tried_text(self) -> str:
-        total = len(self._addresses)
-        tried = len(self._records)
-        count = f"{tried} of {total} addresses" if tried < total else f"{total} addresses"
-        details = ", ".join(
-            f"{_where(r.address)} ({'no answer' if r.outcome == 'timed out' else _reason(r.error)})"
-            for r in self._records
-        )
-        text = f"{count} tried: {details}"
-        if tried < total:
-            untried = ", ".join(_where(str(sockaddr[0])) for _, sockaddr in self._addresses[tried:])
-            text += f"; not tried: {untried}"
-        return text
+    error = translate_os_error(exc, action=action, target=describe_target(race.host, race.port, ip))
+    if error is not exc:
+        error.__cause__ = exc
+    return error
 
 
-# -- the I/O loop ------------------------------------------------------------------
+def poll_ms(seconds: float | None) -> int | None:
+    """A wait in seconds as ``poll``'s milliseconds: rounded up, clamped to `MAX_POLL_MS`.
+
+    Rounding up: waking a little late is harmless, waking early spins. The
+    comparison comes before any rounding, so an infinite or huge wait (a
+    ``timeout`` of ``1e308``) never reaches ``math.ceil``.
+    """
+    if seconds is None:
+        return None
+    ms = seconds * 1000.0
+    if ms >= MAX_POLL_MS:
+        return MAX_POLL_MS
+    if ms <= 0.0:
+        return 0
+    return math.ceil(ms)
 
 
 def _open(
-    family: int, sockaddr: tuple[Any, ...], kind: int, proto: int, prepare: Prepare | None
-) -> tuple[Socket, bool]:
-    """Create a non-blocking socket, prepare it and start connecting.
+    family: int,
+    sockaddr: tuple[Any, ...],
+    kind: int,
+    proto: int,
+    prepare: Prepare | None,
+    adopt: Adopt | None,
+    index: int,
+) -> tuple[Socket, int]:
+    """Create a non-blocking socket, prepare it, hand it to ``adopt`` and start connecting.
 
-    Returns the socket and whether it is already connected. Raises `OSError`
-    (or `InetError`) when this attempt failed, `_Fatal` when ``prepare``
-    refused the configuration; the socket is closed in both cases.
+    Returns the socket and ``connect_ex``'s errno (0: connected already;
+    else in progress). Raises `OSError` (or `InetError`) when this attempt
+    failed, `_Fatal` when ``prepare`` refused the configuration; the socket
+    is closed in both cases.
     """
     sock = _raw_socket(family, kind | _NONBLOCK, proto)
     try:
@@ -429,314 +178,163 @@ def _open(
             except OSError as exc:
                 error = translate_os_error(exc, action="prepare a socket for", target=str(sockaddr[0]))
                 if error.code in _FATAL_CODES or isinstance(error, InvalidArgumentError):
+                    if error is not exc:
+                        error.__cause__ = exc
                     raise _Fatal(error) from exc
                 raise
+        if adopt is not None:
+            adopt(sock, index)
         code = sock.connect_ex(sockaddr)
     except BaseException:
         sock.close()
         raise
-    if code == 0:
-        return sock, True
-    if code in _IN_PROGRESS:
-        return sock, False
+    if code == 0 or code in _IN_PROGRESS:
+        return sock, code
     sock.close()
     raise OSError(code, os.strerror(code))
 
 
-def _start(
-    race: _Race,
-    index: int,
-    address: Address,
-    kind: int,
-    prepare: Prepare | None,
-    host: str,
-    port: int,
-    clock: Clock,
-) -> tuple[Socket, bool] | None:
-    """Open attempt ``index``: (socket, connected already), or None when it failed at once.
-
-    A failure is recorded in ``race``; a refused configuration (`_Fatal`)
-    ends the whole dial.
-    """
-    family, sockaddr = address
-    proto = socket.IPPROTO_TCP if kind == socket.SOCK_STREAM else socket.IPPROTO_UDP
-    try:
-        return _open(family, sockaddr, kind, proto, prepare)
-    except _Fatal as fatal:
-        race.failed(index, clock.now(), fatal.error)
-        _raise(fatal.error, fatal.__cause__)
-    except OSError as exc:
-        race.failed(index, clock.now(), _connect_failed(exc, host, port, str(sockaddr[0])))
-        return None
-
-
-def _poll_ms(wait: float | None) -> int | None:
-    if wait is None:
-        return None
-    # Round up: waking a little late is harmless, waking early spins.
-    return min(MAX_POLL_MS, max(0, math.ceil(wait * 1000)))
-
-
 def dial(
+    race: Race,
     addresses: Sequence[Address],
-    *,
-    protocol: Protocol,
-    deadline: float | None,
-    attempt_delay: float = CONNECTION_ATTEMPT_DELAY,
+    datagram: bool,
     prepare: Prepare | None,
-    host: str,
-    port: int,
-    started: float,
-    trace_attempts: list[Attempt],
-    clock: Clock = MONOTONIC,
-) -> Socket:
-    """Connect to the first of ``addresses`` that answers, racing them as RFC 8305 says.
+    adopt: Adopt | None = None,
+    clock: Clock = time.monotonic,
+    poller: Callable[[], Poller] = select.poll,
+) -> tuple[Socket, int]:
+    """Run ``race`` over ``addresses`` with real sockets: the winning socket and its index.
 
-    Returns the winning socket, connected and still non-blocking; every other
-    socket it opened is closed. Each attempt is appended to
-    ``trace_attempts`` as it starts and updated as it ends.
+    The socket is connected and still non-blocking; every other socket this
+    opened is closed. ``race`` keeps the trace (`Race.attempts`), also when
+    this raises.
 
     Args:
-        addresses: ``(family, sockaddr)`` pairs, already in the order to try
+        race: the race over exactly these ``addresses`` (the caller keeps it
+            for the trace).
+        addresses: ``(family, sockaddr)`` pairs in the order to try
             (`order_addresses`).
-        protocol: `Protocol.TCP` races; `Protocol.UDP` uses the first address
-            whose (local) connect succeeds.
-        deadline: `time.monotonic` value by which everything must be done,
-            or None for no limit (each attempt then ends when the kernel
-            gives up).
-        attempt_delay: seconds before the next attempt starts while the
-            previous one is still unanswered.
+        datagram: UDP (the race then has an infinite attempt delay: a local
+            connect either works at once or fails at once).
         prepare: called as ``prepare(sock, family)`` on each fresh socket
             before it connects (socket options, local bind). An `InetError`
             with ``PERMISSION_DENIED`` or ``INVALID_ARGUMENT`` from it stops
             the whole dial; any other fails only that attempt.
-        host, port: what the caller asked for, for messages and the trace.
-        started: the clock value the trace's start offsets count from.
-        trace_attempts: list the `Attempt` records are appended to.
-        clock: where the time comes from (tests pass a fake one).
+        adopt: called as ``adopt(sock, index)`` on each prepared socket
+            just before it connects, so that the caller can build what it
+            needs around it while the kernel does the handshake (work after
+            the connect delays the caller's next step). The socket stays
+            this loop's to close when its attempt does not win.
+        clock: where the time comes from; ``poller`` makes the poll object
+            (tests pass their own of both).
 
     Raises:
-        InetError: the subclass and code of the most preferred address's
-            failure, or `InetTimeoutError` (``TIMED_OUT``) when the deadline
-            ran out; see `_Race.error`.
+        InetError: what `Race.error` says: the subclass and code of the most
+            preferred address's failure, or `InetTimeoutError` (``TIMED_OUT``)
+            when the deadline ran out.
     """
     if not addresses:
-        raise InvalidArgumentError(f"connect to {host} port {port}: no address to connect to")
-    if protocol is Protocol.UDP:
-        return _dial_datagram(addresses, deadline, prepare, host, port, started, trace_attempts, clock)
-    if len(addresses) == 1:
-        family, sockaddr = addresses[0]
-        sock, begun, ended = dial_one(
-            family, sockaddr, deadline, prepare, host, port, started, trace_attempts, clock
-        )
-        trace_attempts.append(
-            Attempt(str(sockaddr[0]), port, family, begun - started, ended - begun, "connected")
-        )
-        return sock
-    return _dial_race(addresses, deadline, attempt_delay, prepare, host, port, started, trace_attempts, clock)
-
-
-def dial_one(
-    family: int,
-    sockaddr: tuple[Any, ...],
-    deadline: float | None,
-    prepare: Prepare | None,
-    host: str,
-    port: int,
-    started: float,
-    trace: list[Attempt],
-    clock: Clock = MONOTONIC,
-) -> tuple[Socket, float, float]:
-    """One TCP address, no race: one socket, one poll. Kept lean, it is the common case.
-
-    Returns the connected socket and the clock values when the attempt began
-    and ended; the caller records the successful `Attempt` (it can do so
-    lazily). A failed attempt is appended to ``trace`` before the error is
-    raised.
-    """
-    begun = clock.now()
-    if deadline is not None and begun >= deadline:
-        raise InetTimeoutError(
-            f"connect to {_target(host, port, str(sockaddr[0]))} timed out after {begun - started:.2f} s "
-            "before it was tried (name resolution used up the deadline)",
-            ErrorCode.TIMED_OUT,
-        )
-    outcome = "failed"
-    try:
-        sock, connected = _open(family, sockaddr, socket.SOCK_STREAM, socket.IPPROTO_TCP, prepare)
-    except _Fatal as fatal:
-        error, cause = fatal.error, fatal.__cause__
-    except OSError as exc:
-        error, cause = _connect_failed(exc, host, port, str(sockaddr[0])), None
-    else:
-        try:
-            code = 0 if connected else _wait_connected(sock, deadline, clock)
-        except BaseException:
-            sock.close()
-            raise
-        if code == 0:
-            ended = clock.now()
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug(
-                    "connect %s port %d: %s connected in %.1f ms",
-                    host,
-                    port,
-                    _where(str(sockaddr[0])),
-                    (ended - begun) * 1000,
-                )
-            return sock, begun, ended
-        sock.close()
-        cause = None
-        if code is None:
-            outcome = "timed out"
-            error = _attempt_timed_out(host, port, str(sockaddr[0]), clock.now() - started)
-        else:
-            error = _connect_failed(OSError(code, os.strerror(code)), host, port, str(sockaddr[0]))
-    ip = str(sockaddr[0])
-    duration = clock.now() - begun
-    trace.append(Attempt(ip, port, family, begun - started, duration, outcome, error))
-    if logger.isEnabledFor(logging.DEBUG):
-        logger.debug(
-            "connect %s port %d: %s %s after %.1f ms: %s",
-            host,
-            port,
-            _where(ip),
-            outcome,
-            duration * 1000,
-            error,
-        )
-    _raise(error, cause)
-
-
-#: poll() flags that mean a connect in progress failed (SO_ERROR says why).
-_POLL_FAILED = select.POLLERR | select.POLLHUP
-
-
-def _wait_connected(sock: Socket, deadline: float | None, clock: Clock) -> int | None:
-    """Wait until a connect in progress ends: its errno (0 = connected), or None at the deadline."""
-    poller = select.poll()
-    poller.register(sock.fileno(), select.POLLOUT)
-    for _ in range(MAX_WAKEUPS_PER_ADDRESS):
-        wait = None if deadline is None else deadline - clock.now()
-        if wait is not None and wait <= 0:
-            return None
-        events = poller.poll(_poll_ms(wait))
-        if events:
-            if events[0][1] & _POLL_FAILED:
-                return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            # Writable without error or hang-up: connected. Skipping the
-            # SO_ERROR query saves a system call on every successful connect.
-            return 0
-    return None
-
-
-def _dial_race(
-    addresses: Sequence[Address],
-    deadline: float | None,
-    attempt_delay: float,
-    prepare: Prepare | None,
-    host: str,
-    port: int,
-    started: float,
-    trace: list[Attempt],
-    clock: Clock,
-) -> Socket:
-    """Several TCP addresses: the staggered race over one poll object."""
-    race = _Race(
-        addresses,
-        host=host,
-        port=port,
-        started=started,
-        now=clock.now(),
-        deadline=deadline,
-        attempt_delay=attempt_delay,
-        trace=trace,
-    )
-    poller = select.poll()
-    live: dict[int, tuple[int, Socket]] = {}  # fd -> (attempt index, socket)
+        raise InvalidArgumentError(f"connect to {race.host} port {race.port}: no address to connect to")
+    kind = socket.SOCK_DGRAM if datagram else socket.SOCK_STREAM
+    proto = socket.IPPROTO_UDP if datagram else socket.IPPROTO_TCP
+    debug = logger.isEnabledFor(_DEBUG)
+    socks: list[Socket | None] = [None] * len(addresses)  # by attempt, until it ends
+    polled: dict[int, int] = {}  # descriptor -> attempt, while in flight
+    poll = poller()
+    step = race.next(clock())
     try:
         for _ in range(MAX_WAKEUPS_PER_ADDRESS * len(addresses)):
-            now = clock.now()
-            index = race.start_due(now)
-            while index is not None:
-                opened = _start(race, index, addresses[index], socket.SOCK_STREAM, prepare, host, port, clock)
-                if opened is None:
-                    now = clock.now()
+            if type(step) is Won:  # checked first: it ends the common path, right after the poll
+                index = step.attempt
+                winner = socks[index]
+                socks[index] = None
+                assert winner is not None
+                if debug:
+                    _log_end(race)
+                return winner, index
+            elif type(step) is Start:
+                index = step.attempt
+                family, sockaddr = addresses[index]
+                if debug:
+                    _log_start(race, index, len(addresses), str(sockaddr[0]), clock())
+                try:
+                    sock, code = _open(family, sockaddr, kind, proto, prepare, adopt, index)
+                except _Fatal as fatal:
+                    step = race.failed(index, clock(), fatal.error, fatal=True)
+                except OSError as exc:
+                    step = race.failed(index, clock(), _failed(exc, race, str(sockaddr[0])))
                 else:
-                    sock, connected = opened
-                    if connected:
-                        race.connected(index, clock.now())
-                        return sock
-                    fd = sock.fileno()
-                    live[fd] = (index, sock)
-                    poller.register(fd, select.POLLOUT)
-                index = race.start_due(now)
-            if race.all_failed:
-                raise race.error(now)
-            if race.expired(now):
-                race.expire(now)
-                raise race.error(now)
-            events = poller.poll(_poll_ms(race.wait_time(now)))
-            if not events:
-                continue
-            now = clock.now()
-            # Simultaneous answers: the more preferred address wins.
-            for fd, _ in sorted(events, key=lambda event: live[event[0]][0]):
-                index, sock = live.pop(fd)
-                poller.unregister(fd)
-                code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                if code == 0:
-                    race.connected(index, now)
-                    return sock
-                sock.close()
-                ip = str(addresses[index][1][0])
-                race.failed(index, now, _connect_failed(OSError(code, os.strerror(code)), host, port, ip))
+                    socks[index] = sock
+                    if code == 0:  # a datagram socket, or a TCP connect that ended at once
+                        step = race.connected(index, clock())
+                    else:
+                        fd = sock.fileno()
+                        polled[fd] = index
+                        poll.register(fd, _POLLOUT)
+                        step = race.next(clock())
+            elif type(step) is Wait:
+                events = poll.poll(poll_ms(step.seconds))
+                now = clock()
+                if not events:
+                    step = race.next(now)
+                    continue
+                if len(events) > 1:
+                    # Simultaneous answers: report the more preferred address first, so it wins.
+                    events.sort(key=lambda event: polled[event[0]])
+                for fd, flags in events:
+                    index = polled.pop(fd)
+                    ended = socks[index]
+                    assert ended is not None
+                    # Writable without error or hang-up: connected, no SO_ERROR query.
+                    code = ended.getsockopt(_SOL_SOCKET, _SO_ERROR) if flags & _POLL_FAILED else 0
+                    if code == 0:
+                        step = race.connected(index, now)
+                        break  # the race is over
+                    poll.unregister(fd)
+                    socks[index] = None
+                    ended.close()
+                    error = _failed(OSError(code, os.strerror(code)), race, str(addresses[index][1][0]))
+                    step = race.failed(index, now, error)
+            else:
+                assert type(step) is Lost
+                if debug:
+                    _log_end(race)
+                raise step.error
         raise InetError(
-            f"connect to {host} port {port}: gave up after too many wake-ups without progress "
+            f"connect to {race.host} port {race.port}: gave up after too many wake-ups without progress "
             "(is the clock moving?)",
             ErrorCode.NETWORK_ERROR,
         )
     except BaseException:
-        race.abandon(clock.now())
+        race.abandon(clock())
         raise
     finally:
-        for _, loser in live.values():
-            loser.close()
+        for loser in socks:
+            if loser is not None:
+                loser.close()
 
 
-def _dial_datagram(
-    addresses: Sequence[Address],
-    deadline: float | None,
-    prepare: Prepare | None,
-    host: str,
-    port: int,
-    started: float,
-    trace: list[Attempt],
-    clock: Clock,
-) -> Socket:
-    """UDP: no race. The first address whose local connect works is used."""
-    # A datagram connect ends locally and at once, so an attempt never waits:
-    # an infinite delay means "the next address only after a failure".
-    now = clock.now()
-    race = _Race(
-        addresses,
-        host=host,
-        port=port,
-        started=started,
-        now=now,
-        deadline=deadline,
-        attempt_delay=math.inf,
-        trace=trace,
+def _log_start(race: Race, index: int, total: int, ip: str, now: float) -> None:
+    logger.debug(
+        "connect %s port %d: attempt %d/%d to %s started at +%.1f ms",
+        race.host,
+        race.port,
+        index + 1,
+        total,
+        where(ip),
+        (now - race.started) * 1000,
     )
-    index = race.start_due(now)
-    while index is not None:
-        opened = _start(race, index, addresses[index], socket.SOCK_DGRAM, prepare, host, port, clock)
-        if opened is None:
-            now = clock.now()
-        else:
-            race.connected(index, clock.now())
-            return opened[0]
-        index = race.start_due(now)
-    if not race.all_failed:  # the deadline ran out before every address was tried
-        race.expire(now)
-    raise race.error(now)
+
+
+def _log_end(race: Race) -> None:
+    for number, attempt in enumerate(race.attempts(), 1):
+        logger.debug(
+            "connect %s port %d: attempt %d to %s %s after %.1f ms%s",
+            race.host,
+            race.port,
+            number,
+            where(attempt.address),
+            attempt.outcome,
+            (attempt.duration or 0.0) * 1000,
+            f": {attempt.error}" if attempt.error is not None else "",
+        )

@@ -543,7 +543,7 @@ class Resolver:
             HostNotFoundError: (``HOST_NOT_FOUND``) no source knows the name.
             InetTimeoutError: (``TIMED_OUT``) DNS did not answer by the deadline.
         """
-        return self._resolve(host, port, protocol, deadline)[0]
+        return self._resolve(normalize_host_name(host), port, protocol, deadline)[0]
 
     def resolve_traced(
         self, host: str, port: int, protocol: Protocol, deadline: float | None
@@ -556,6 +556,12 @@ class Resolver:
         helper thread when there is a deadline, so that it cannot hold the
         caller past it; its answer is checked and freed of repeats.
         """
+        return self._lookup(normalize_host_name(host), port, protocol, deadline)
+
+    def _lookup(
+        self, host: str, port: int, protocol: Protocol, deadline: float | None
+    ) -> tuple[list[AddressInfo], str]:
+        """`resolve_traced` for a ``host`` that is normalized already (connect's plan did it)."""
         if type(self).resolve is Resolver.resolve:
             return self._resolve(host, port, protocol, deadline)
 
@@ -580,7 +586,7 @@ class Resolver:
     def _resolve(
         self, host: str, port: int, protocol: Protocol, deadline: float | None
     ) -> tuple[list[AddressInfo], str]:
-        host = normalize_host_name(host)
+        # ``host`` is normalized: by `resolve`, `resolve_traced` or connect's plan.
         literal = literal_sockaddr(host, port)
         if literal is not None:
             return [literal], "literal"

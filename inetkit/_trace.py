@@ -9,7 +9,7 @@ moment `connect` was called, on the same monotonic clock as the deadline.
 
 from __future__ import annotations
 
-__all__ = ["Attempt", "ConnectTrace", "Resolution", "literal_trace"]
+__all__ = ["Attempt", "ConnectTrace", "Resolution"]
 
 # These are plain classes with __slots__ rather than dataclasses: the
 # `dataclasses` module (and the `inspect`, `ast`, `dis` it imports) would
@@ -214,22 +214,3 @@ class ConnectTrace:
         if self.total is not None:
             lines.append(f"  total: {self.total * 1000:.1f} ms")
         return "\n".join(lines)
-
-
-def literal_trace(
-    host: str, port: int, ip: str, started: float, begun: float, ended: float, family: int
-) -> ConnectTrace:
-    """The record of a connect to an IP literal that succeeded at the first attempt.
-
-    Such a connect keeps only its clock readings; the record is built from
-    them when somebody asks (most handles never do). The handle is complete
-    when the attempt ends (it was built before the socket connected), so
-    ``total`` is the attempt's end.
-    """
-    return ConnectTrace(
-        host=host,
-        port=port,
-        resolution=Resolution("literal", [ip], 0.0),
-        attempts=[Attempt(ip, port, family, begun - started, ended - begun, "connected")],
-        total=ended - started,
-    )

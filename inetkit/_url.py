@@ -100,7 +100,6 @@ class ParsedUrl:
             False for an unknown scheme.
         path: the path and query as written (``"/a/b?x=1"``; ``""`` when the
             URL has none); the fragment is dropped.
-        starttls: the STARTTLS dialog the scheme implies, or None.
 
     User information is not kept, so ``repr()`` can never show a password.
     """
@@ -110,7 +109,6 @@ class ParsedUrl:
     port: int
     secure: bool
     path: str
-    starttls: str | None = None
 
 
 def _error(shown: str, problem: str, code: ErrorCode = ErrorCode.INVALID_ARGUMENT) -> InvalidArgumentError:

@@ -1,4 +1,4 @@
-"""The connection race: the sans-I/O scheduler with exact times, then real sockets on loopback."""
+"""The connection race: the sans-I/O race with exact times, the loop on a fake clock, then real sockets."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from conftest import black_hole, dual_stack_port, free_port, open_fds
 
-from inetkit._dialer import CONNECTION_ATTEMPT_DELAY, _Race, dial
+from inetkit._core.race import Lost, Race, Start, Wait, Won
+from inetkit._dialer import CONNECTION_ATTEMPT_DELAY, MAX_POLL_MS, dial, poll_ms
 from inetkit._errors import (
     ErrorCode,
     InetConnectionError,
@@ -43,18 +44,15 @@ def test_attempt_delay_is_rfc_8305s() -> None:
     assert CONNECTION_ATTEMPT_DELAY == 0.25
 
 
-# -- the scheduler, with made-up times ------------------------------------------------
+# -- the race, with made-up times ------------------------------------------------------
 
 
 def refused(index: int) -> InetConnectionRefusedError:
     return InetConnectionRefusedError(f"attempt {index} refused", ErrorCode.CONNECTION_REFUSED, errno=111)
 
 
-def make_race(
-    count: int, *, deadline: float | None = 10.0, delay: float = 0.25, now: float = 0.0
-) -> tuple[_Race, list[Attempt]]:
-    trace: list[Attempt] = []
-    race = _Race(
+def make_race(count: int, *, deadline: float | None = 10.0, delay: float = 0.25, now: float = 0.0) -> Race:
+    return Race(
         ADDRESSES[:count],
         host="race.test",
         port=80,
@@ -62,46 +60,50 @@ def make_race(
         now=now,
         deadline=deadline,
         attempt_delay=delay,
-        trace=trace,
     )
-    return race, trace
 
 
-def simulate(
+def play(
     outcomes: Sequence[tuple[str, float] | None], *, deadline: float | None = 10.0, delay: float = 0.25
 ) -> tuple[list[Attempt], InetError | None, float]:
-    """Run a race the way the I/O loop does, on a fake clock.
+    """Play the network for the real race: do what it says, on a fake clock.
 
     ``outcomes[i]`` is ``("connected" | "refused", seconds after attempt i
-    started)``, or None for an address that never answers. Returns the
-    trace, the error (None when an attempt won), and the clock at the end.
+    started)``, or None for an address that never answers. The race makes
+    every decision; this only starts the made-up attempts it asks for, lets
+    the clock run to the next answer or the end of the wait, and reports the
+    answers most preferred first, acting on each answer as the driver does.
+    Returns the trace, the error (None when an attempt won) and the clock at
+    the end.
     """
-    race, trace = make_race(len(outcomes), deadline=deadline, delay=delay)
+    race = make_race(len(outcomes), deadline=deadline, delay=delay)
     now = 0.0
     ends: dict[int, tuple[float, str]] = {}
+    step = race.next(now)
     for _ in range(100):
-        index = race.start_due(now)
-        while index is not None:
-            outcome = outcomes[index]
+        if isinstance(step, Start):
+            outcome = outcomes[step.attempt]
             if outcome is not None:
-                ends[index] = (now + outcome[1], outcome[0])
-            index = race.start_due(now)
-        if race.all_failed:
-            return trace, race.error(now), now
-        if race.expired(now):
-            race.expire(now)
-            return trace, race.error(now), now
-        wait = race.wait_time(now)
-        next_end = min((end for end, _ in ends.values()), default=math.inf)
-        now = min(next_end, math.inf if wait is None else now + wait)
-        assert now < math.inf, "the race would wait forever"
-        for index in sorted(i for i, (end, _) in ends.items() if end <= now):
-            _, kind = ends.pop(index)
-            if kind == "connected":
-                race.connected(index, now)
-                return trace, None, now
-            race.failed(index, now, refused(index))
-    raise AssertionError("the simulation did not end")
+                ends[step.attempt] = (now + outcome[1], outcome[0])
+            step = race.next(now)
+        elif isinstance(step, Wait):
+            next_end = min((end for end, _ in ends.values()), default=math.inf)
+            now = min(next_end, math.inf if step.seconds is None else now + step.seconds)
+            assert now < math.inf, "the race would wait forever"
+            answered = sorted(i for i, (end, _) in ends.items() if end <= now)
+            if not answered:
+                step = race.next(now)
+            for index in answered:
+                _, kind = ends.pop(index)
+                if kind == "connected":
+                    step = race.connected(index, now)
+                    break
+                step = race.failed(index, now, refused(index))
+        elif isinstance(step, Won):
+            return race.attempts(), None, now
+        else:
+            return race.attempts(), step.error, now
+    raise AssertionError("the race did not end")
 
 
 def starts(trace: list[Attempt]) -> list[float]:
@@ -113,7 +115,7 @@ def outcomes(trace: list[Attempt]) -> list[str]:
 
 
 def test_unanswered_attempts_start_every_delay_and_time_out_at_the_deadline() -> None:
-    trace, error, end = simulate([None, None, None])
+    trace, error, end = play([None, None, None])
     assert starts(trace) == [0.0, 0.25, 0.5]
     assert end == 10.0
     assert outcomes(trace) == ["timed out"] * 3
@@ -128,7 +130,7 @@ def test_unanswered_attempts_start_every_delay_and_time_out_at_the_deadline() ->
 
 
 def test_a_refusal_starts_the_next_attempt_at_once() -> None:
-    trace, error, end = simulate([("refused", 0.1), None, ("connected", 0.05)])
+    trace, error, end = play([("refused", 0.1), None, ("connected", 0.05)])
     assert starts(trace) == [0.0, 0.1, 0.35]
     assert end == pytest.approx(0.4, abs=1e-12)
     assert outcomes(trace) == ["failed", "abandoned", "connected"]
@@ -137,7 +139,7 @@ def test_a_refusal_starts_the_next_attempt_at_once() -> None:
 
 
 def test_exact_times_with_dyadic_values() -> None:
-    trace, error, end = simulate([("refused", 0.125), None, None, ("connected", 0.5)])
+    trace, error, end = play([("refused", 0.125), None, None, ("connected", 0.5)])
     # 0 -> refused at 0.125 -> #1 at 0.125 -> #2 at 0.375 -> #3 at 0.625, connects at 1.125.
     assert starts(trace) == [0.0, 0.125, 0.375, 0.625]
     assert end == 1.125
@@ -148,12 +150,12 @@ def test_exact_times_with_dyadic_values() -> None:
 
 def test_a_failure_of_an_older_attempt_also_starts_the_next_at_once() -> None:
     # #0 refuses at 0.375 while #1 (started at 0.25) still runs: #2 starts at 0.375, not 0.5.
-    trace, _, _ = simulate([("refused", 0.375), None, None])
+    trace, _, _ = play([("refused", 0.375), None, None])
     assert starts(trace) == [0.0, 0.25, 0.375]
 
 
 def test_the_first_to_connect_wins_and_the_rest_are_abandoned() -> None:
-    trace, error, end = simulate([None, ("connected", 0.0625), None])
+    trace, error, end = play([None, ("connected", 0.0625), None])
     assert error is None
     assert end == 0.3125
     assert starts(trace) == [0.0, 0.25]  # the third never started
@@ -161,8 +163,28 @@ def test_the_first_to_connect_wins_and_the_rest_are_abandoned() -> None:
     assert [a.duration for a in trace] == [0.3125, 0.0625]
 
 
+def test_simultaneous_answers_the_more_preferred_wins() -> None:
+    # #0 answers at 0.5, #1 (started at 0.25) at 0.5 too: reported most preferred first.
+    trace, error, end = play([("connected", 0.5), ("connected", 0.25)])
+    assert error is None and end == 0.5
+    assert outcomes(trace) == ["connected", "abandoned"]
+
+
+def test_a_race_of_one() -> None:
+    race = make_race(1)
+    step = race.next(0.0)
+    assert isinstance(step, Start) and step.attempt == 0
+    step = race.next(0.0)
+    assert isinstance(step, Wait) and step.seconds == 10.0  # nothing else to start: up to the deadline
+    step = race.connected(0, 0.5)
+    assert isinstance(step, Won) and step.attempt == 0
+    assert race.next(7.0) is step  # final
+    (attempt,) = race.attempts()
+    assert (attempt.outcome, attempt.start, attempt.duration, attempt.error) == ("connected", 0.0, 0.5, None)
+
+
 def test_every_address_refused_error_has_the_first_ones_class_and_code() -> None:
-    trace, error, end = simulate([("refused", 0.0), ("refused", 0.0), ("refused", 0.0)])
+    trace, error, end = play([("refused", 0.0), ("refused", 0.0), ("refused", 0.0)])
     assert starts(trace) == [0.0, 0.0, 0.0]
     assert end == 0.0
     assert isinstance(error, InetConnectionRefusedError)
@@ -177,14 +199,14 @@ def test_every_address_refused_error_has_the_first_ones_class_and_code() -> None
 
 
 def test_the_first_addresss_failure_decides_class_and_code() -> None:
-    race, _ = make_race(2)
-    assert race.start_due(0.0) == 0
-    assert race.start_due(0.0) is None
-    race.failed(0, 0.0, InetConnectionError("no route", ErrorCode.NETWORK_UNREACHABLE, errno=101))
-    assert race.start_due(0.0) == 1
-    race.failed(1, 0.5, refused(1))
-    assert race.all_failed
-    error = race.error(0.5)
+    race = make_race(2)
+    assert isinstance(race.next(0.0), Start)
+    step = race.failed(0, 0.0, InetConnectionError("no route", ErrorCode.NETWORK_UNREACHABLE, errno=101))
+    assert isinstance(step, Start) and step.attempt == 1  # the next attempt is due at once
+    step = race.failed(1, 0.5, refused(1))
+    assert isinstance(step, Lost)
+    assert race.next(0.5) is step
+    error = step.error
     assert type(error) is InetConnectionError
     assert error.code is ErrorCode.NETWORK_UNREACHABLE
     assert error.errno == 101
@@ -196,8 +218,18 @@ def test_the_first_addresss_failure_decides_class_and_code() -> None:
     assert [str(e) for e in copy.attempts] == ["no route", "attempt 1 refused"]
 
 
+def test_a_fatal_failure_ends_the_race_with_that_error() -> None:
+    race = make_race(3)
+    assert isinstance(race.next(0.0), Start)
+    assert isinstance(race.next(0.25), Start)
+    fatal = InetError("not allowed", ErrorCode.PERMISSION_DENIED)
+    step = race.failed(1, 0.25, fatal, fatal=True)
+    assert isinstance(step, Lost) and step.error is fatal
+    assert outcomes(race.attempts()) == ["abandoned", "failed"]
+
+
 def test_deadline_before_every_address_was_tried() -> None:
-    trace, error, end = simulate([None, None, None, None], deadline=0.3)
+    trace, error, end = play([None, None, None, None], deadline=0.3)
     assert starts(trace) == [0.0, 0.25]
     assert end == 0.3
     assert isinstance(error, InetTimeoutError)
@@ -207,7 +239,7 @@ def test_deadline_before_every_address_was_tried() -> None:
 
 
 def test_deadline_mixed_with_failures_is_still_timed_out() -> None:
-    trace, error, end = simulate([("refused", 0.0625), None], deadline=1.0)
+    trace, error, end = play([("refused", 0.0625), None], deadline=1.0)
     assert end == 1.0
     assert outcomes(trace) == ["failed", "timed out"]
     assert isinstance(error, InetTimeoutError)
@@ -216,46 +248,147 @@ def test_deadline_mixed_with_failures_is_still_timed_out() -> None:
 
 
 def test_deadline_already_past() -> None:
-    race, trace = make_race(2, deadline=5.0, now=5.0)
-    assert race.start_due(5.0) is None
-    assert race.expired(5.0)
-    race.expire(5.0)
-    error = race.error(5.0)
-    assert isinstance(error, InetTimeoutError)
-    assert trace == []
-    assert error.attempts == ()
-    assert "before any of its 2 address(es) was tried" in str(error)
+    race = make_race(2, deadline=5.0, now=5.0)
+    step = race.next(5.0)
+    assert isinstance(step, Lost)
+    assert isinstance(step.error, InetTimeoutError)
+    assert race.attempts() == []
+    assert step.error.attempts == ()
+    assert "before any of its 2 address(es) was tried" in str(step.error)
 
 
 def test_wait_times() -> None:
-    race, _ = make_race(2, deadline=None)
-    assert race.wait_time(0.0) == 0.0  # the first attempt is due
-    assert race.start_due(0.0) == 0
-    assert race.wait_time(0.0) == 0.25
-    assert race.wait_time(0.1875) == 0.0625
-    assert race.start_due(0.1875) is None
-    assert race.start_due(0.25) == 1
-    assert race.wait_time(0.25) is None  # nothing left to start and no deadline: wait for sockets
-    race, _ = make_race(3, deadline=0.375)
-    race.start_due(0.0)
-    race.start_due(0.25)
-    assert race.wait_time(0.25) == 0.125  # the deadline comes before the next start
-    assert race.wait_time(1.0) == 0.0
+    race = make_race(2, deadline=None)
+    assert isinstance(race.next(0.0), Start)
+    step = race.next(0.0)
+    assert isinstance(step, Wait) and step.seconds == 0.25
+    step = race.next(0.1875)
+    assert isinstance(step, Wait) and step.seconds == 0.0625
+    assert isinstance(race.next(0.25), Start)
+    step = race.next(0.25)
+    assert isinstance(step, Wait) and step.seconds is None  # nothing left to start, no deadline
+    race = make_race(3, deadline=0.375)
+    race.next(0.0)
+    race.next(0.25)
+    step = race.next(0.25)
+    assert isinstance(step, Wait) and step.seconds == 0.125  # the deadline comes before the next start
+
+
+def test_a_far_deadline_is_a_plain_number() -> None:
+    race = make_race(1, deadline=1e308)
+    race.next(0.0)
+    step = race.next(0.0)
+    assert isinstance(step, Wait) and step.seconds == 1e308
 
 
 def test_single_address_error_is_the_attempts_own() -> None:
-    race, _ = make_race(1)
-    race.start_due(0.0)
+    race = make_race(1)
+    race.next(0.0)
     own = refused(0)
-    race.failed(0, 0.0625, own)
-    assert race.error(0.0625) is own
-    race, _ = make_race(1, deadline=2.0)
-    race.start_due(0.0)
-    race.expire(2.0)
-    error = race.error(2.0)
+    step = race.failed(0, 0.0625, own)
+    assert isinstance(step, Lost) and step.error is own
+    race = make_race(1, deadline=2.0)
+    race.next(0.0)
+    step = race.next(2.0)
+    assert isinstance(step, Lost)
+    error = step.error
     assert isinstance(error, InetTimeoutError)
     assert error.attempts == ()
     assert "2001:db8::1" in str(error) and "2.00 s" in str(error)
+    assert outcomes(race.attempts()) == ["timed out"]
+
+
+def test_udp_infinite_delay_moves_on_only_after_a_failure() -> None:
+    race = make_race(2, delay=math.inf)
+    assert isinstance(race.next(0.0), Start)
+    step = race.failed(0, 0.0, refused(0))
+    assert isinstance(step, Start) and step.attempt == 1
+    assert isinstance(race.connected(1, 0.0), Won)
+
+
+# -- the blocking loop, on a fake clock and poll -----------------------------------------
+
+
+def test_poll_ms_rounds_up_and_clamps() -> None:
+    assert poll_ms(None) is None
+    assert poll_ms(0.0) == 0
+    assert poll_ms(-1.0) == 0
+    assert poll_ms(0.0001) == 1
+    assert poll_ms(0.25) == 250
+    assert poll_ms(1e308) == MAX_POLL_MS
+    assert poll_ms(math.inf) == MAX_POLL_MS
+    assert poll_ms(MAX_POLL_MS / 1000 + 1) == MAX_POLL_MS
+
+
+class FakeTime:
+    """A clock that moves only when the loop waits: poll() advances it by the wait and reports nothing."""
+
+    def __init__(self, value: float = 0.0) -> None:
+        self.value = value
+        self.waits: list[int | None] = []
+        self.registered: set[int] = set()
+
+    def now(self) -> float:
+        return self.value
+
+    def poller(self) -> FakeTime:
+        return self
+
+    def register(self, fd: int, eventmask: int = 0, /) -> None:
+        self.registered.add(fd)
+
+    def unregister(self, fd: int, /) -> None:
+        self.registered.discard(fd)
+
+    def poll(self, timeout: float | None = None, /) -> list[tuple[int, int]]:
+        assert timeout is not None, "the loop would wait forever"
+        self.waits.append(int(timeout))
+        self.value += timeout / 1000
+        return []
+
+
+def test_the_blocking_loop_staggers_and_times_out_at_exact_times() -> None:
+    # Real sockets to a black hole (never answered); only the time is made up.
+    with black_hole("127.0.0.1") as port:
+        fake = FakeTime()
+        race = Race(
+            [v4(port)] * 3,
+            host="dial.test",
+            port=port,
+            started=0.0,
+            now=0.0,
+            deadline=10.0,
+            attempt_delay=0.25,
+        )
+        before = open_fds()
+        with pytest.raises(InetTimeoutError) as info:
+            dial(race, [v4(port)] * 3, datagram=False, prepare=None, clock=fake.now, poller=fake.poller)
+        assert open_fds() == before
+    assert fake.waits == [250, 250, 9500]
+    trace = race.attempts()
+    assert starts(trace) == [0.0, 0.25, 0.5]
+    assert outcomes(trace) == ["timed out"] * 3
+    assert [a.duration for a in trace] == [10.0, 9.75, 9.5]
+    assert fake.value == 10.0
+    assert len(info.value.attempts) == 3
+
+
+def test_the_blocking_loop_waits_a_far_deadline_in_clamped_pieces() -> None:
+    with black_hole("127.0.0.1") as port:
+        fake = FakeTime()
+        deadline = 3 * MAX_POLL_MS / 1000
+        race = Race(
+            [v4(port)],
+            host="dial.test",
+            port=port,
+            started=0.0,
+            now=0.0,
+            deadline=deadline,
+            attempt_delay=0.25,
+        )
+        with pytest.raises(InetTimeoutError):
+            dial(race, [v4(port)], datagram=False, prepare=None, clock=fake.now, poller=fake.poller)
+    assert fake.waits == [MAX_POLL_MS] * 3
 
 
 # -- real sockets on loopback ------------------------------------------------------------
@@ -289,39 +422,54 @@ def run_dial(
     port: int = 80,
     attempt_delay: float = CONNECTION_ATTEMPT_DELAY,
 ) -> tuple[socket.socket, list[Attempt], float]:
-    trace: list[Attempt] = []
     started = time.monotonic()
-    sock = dial(
+    race = new_race(addresses, timeout, protocol, host, port, started, attempt_delay)
+    sock, index = dial(race, addresses, datagram=protocol is Protocol.UDP, prepare=prepare)
+    assert sock.getpeername()[:2] == addresses[index][1][:2]
+    return sock, race.attempts(), time.monotonic() - started
+
+
+def new_race(
+    addresses: Sequence[Address],
+    timeout: float | None,
+    protocol: Protocol,
+    host: str,
+    port: int,
+    started: float,
+    attempt_delay: float = CONNECTION_ATTEMPT_DELAY,
+    clock_now: float | None = None,
+) -> Race:
+    return Race(
         addresses,
-        protocol=protocol,
-        deadline=None if timeout is None else started + timeout,
-        prepare=prepare,
         host=host,
         port=port,
         started=started,
-        trace_attempts=trace,
-        attempt_delay=attempt_delay,
+        now=started if clock_now is None else clock_now,
+        deadline=None if timeout is None else started + timeout,
+        attempt_delay=math.inf if protocol is Protocol.UDP else attempt_delay,
     )
-    return sock, trace, time.monotonic() - started
 
 
 def failing_dial(addresses: Sequence[Address], **kwargs: Any) -> tuple[InetError, list[Attempt], float]:
-    trace: list[Attempt] = []
     started = time.monotonic()
-    timeout = kwargs.pop("timeout", 10.0)
+    protocol = kwargs.pop("protocol", Protocol.TCP)
+    clock = kwargs.pop("clock", None)
+    race = new_race(
+        addresses,
+        kwargs.pop("timeout", 10.0),
+        protocol,
+        kwargs.pop("host", "dial.test"),
+        kwargs.pop("port", 80),
+        started,
+        clock_now=None if clock is None else clock(),
+    )
+    if clock is not None:
+        kwargs["clock"] = clock
     with pytest.raises(InetError) as info:
         dial(
-            addresses,
-            protocol=kwargs.pop("protocol", Protocol.TCP),
-            deadline=None if timeout is None else started + timeout,
-            prepare=kwargs.pop("prepare", None),
-            host=kwargs.pop("host", "dial.test"),
-            port=kwargs.pop("port", 80),
-            started=started,
-            trace_attempts=trace,
-            **kwargs,
+            race, addresses, datagram=protocol is Protocol.UDP, prepare=kwargs.pop("prepare", None), **kwargs
         )
-    return info.value, trace, time.monotonic() - started
+    return info.value, race.attempts(), time.monotonic() - started
 
 
 @pytest.mark.parametrize("timeout", [10.0, None])
@@ -544,7 +692,7 @@ class FrozenClock:
 def test_deadline_already_past_on_the_given_clock(protocol: Protocol, count: int) -> None:
     addresses = [v4(free_port()), v6(free_port())][:count]
     before = open_fds()
-    error, trace, _ = failing_dial(addresses, protocol=protocol, clock=FrozenClock(1e9))
+    error, trace, _ = failing_dial(addresses, protocol=protocol, clock=FrozenClock(1e9).now)
     assert open_fds() == before
     assert isinstance(error, InetTimeoutError)
     assert trace == []
@@ -553,21 +701,25 @@ def test_deadline_already_past_on_the_given_clock(protocol: Protocol, count: int
 
 def test_trace_offsets_come_from_the_given_clock() -> None:
     port = free_port()
-    trace: list[Attempt] = []
+    race = Race(
+        [v6(port), v4(port)],
+        host="dial.test",
+        port=port,
+        started=100.0,
+        now=105.0,
+        deadline=107.0,
+        attempt_delay=0.25,
+    )
     with pytest.raises(InetConnectionRefusedError):
-        dial(
-            [v6(port), v4(port)],
-            protocol=Protocol.TCP,
-            deadline=107.0,
-            prepare=None,
-            host="dial.test",
-            port=port,
-            started=100.0,
-            trace_attempts=trace,
-            clock=FrozenClock(105.0),
-        )
-    assert starts(trace) == [5.0, 5.0]
-    assert [a.duration for a in trace] == [0.0, 0.0]
+        dial(race, [v6(port), v4(port)], datagram=False, prepare=None, clock=FrozenClock(105.0).now)
+    assert starts(race.attempts()) == [5.0, 5.0]
+    assert [a.duration for a in race.attempts()] == [0.0, 0.0]
+
+
+def test_a_huge_timeout_works(listener: tuple[str, int]) -> None:
+    sock, trace, _ = run_dial([v4(listener[1])], timeout=1e308)
+    sock.close()
+    assert outcomes(trace) == ["connected"]
 
 
 def test_no_addresses() -> None:

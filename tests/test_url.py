@@ -48,7 +48,6 @@ def test_default_ports_and_security_per_scheme(scheme: str, expected: tuple[int,
     assert (parsed.port, parsed.secure) == expected
     assert parsed.scheme == scheme
     assert parsed.host == "example.com"
-    assert parsed.starttls is None
     upper = parse_url(f"{scheme.upper()}://Example.COM")
     assert (upper.scheme, upper.host, upper.port, upper.secure) == (scheme, "example.com", *expected)
 

@@ -1,0 +1,297 @@
+"""The connect plan: a `connect` request checked and normalized once, before any I/O.
+
+Theory of operation
+-------------------
+`connect` and `connect_url` take a dozen arguments. Every one is checked
+here, in one function (`make_plan`), before anything touches the network:
+types (`TypeError`), values (`InvalidArgumentError` with the field's name
+and a code), and the combinations that cannot work (`BROADCAST` on TCP,
+`SECURE` or ``starttls`` on UDP, both TLS modes at once, `RESERVEDPORT`
+with a fixed local port, an unknown STARTTLS dialog). What comes out is a
+`Plan`: the normalized request (the host in its one spelling, the port as a
+number, the flags as a plain int, the deadline as a clock value, the
+address itself when the host is an IP literal) that the driver in
+``inetkit._connect`` runs. Nothing downstream checks or normalizes again.
+
+Speed. A plain connect to an IP literal is the common case, so the checks
+are ordered cheapest first and test exact types (``type(x) is int``) before
+falling back to the general checks; host normalization is cached
+(`check_host`); flags are tested on ints, never with enum arithmetic.
+
+The plan reads no clock: the caller passes the moment the connect started.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection
+from typing import TYPE_CHECKING, Final, NamedTuple
+
+from .._connection import check_timeout
+from .._errors import ErrorCode, InvalidArgumentError
+from .._hostname import cached_literal, check_host, check_port, ip_literal, literal_sockaddr
+from .._options import ALL_OPTIONS, SOCKET_FLAGS, KeepAlive, Option, Protocol, check_options
+from .._resolver import Resolver
+from .race import CONNECTION_ATTEMPT_DELAY, Address
+
+if TYPE_CHECKING:
+    from .._credentials import SecurityCredentials
+
+__all__ = ["MIN_ATTEMPT_DELAY", "Plan", "dialog_names", "make_plan"]
+
+#: RFC 8305 section 8: the attempt delay should never be below 10 ms.
+MIN_ATTEMPT_DELAY: Final = 0.01
+
+_SECURE: Final = int(Option.SECURE)
+_BROADCAST: Final = int(Option.BROADCAST)
+_RESERVEDPORT: Final = int(Option.RESERVEDPORT)
+_KEEPALIVE: Final = int(Option.KEEPALIVE)
+#: Flags that need a hook on each fresh socket before it connects.
+_PREPARE_FLAGS: Final = SOCKET_FLAGS | _RESERVEDPORT
+_UNKNOWN_FLAGS: Final = ~ALL_OPTIONS
+_TCP: Final = Protocol.TCP
+_UDP: Final = Protocol.UDP
+_AF_INET: Final = 2  # socket.AF_INET, the same on every platform
+
+
+class Plan(NamedTuple):
+    """A checked, normalized connect request (see the module header); immutable."""
+
+    host: str
+    """The host, normalized (`check_host`)."""
+    port: int
+    protocol: Protocol
+    options: Option
+    bits: int
+    """``options`` as a plain int, for cheap flag tests."""
+    timeout: float | None
+    """The connect timeout in seconds (None: no deadline); also the handle's first I/O timeout."""
+    started: float
+    """The clock value when the connect began."""
+    deadline: float | None
+    """``started + timeout`` (None without a timeout)."""
+    credentials: SecurityCredentials | None
+    session_cache: bool
+    local: tuple[str, int] | None
+    """``(ip, port)`` to bind (``ip`` normalized, ``""`` for any), or None."""
+    resolver: Resolver | None
+    """The `Resolver` to ask (None: the default one)."""
+    starttls: str | None
+    """The STARTTLS dialog to run, or None."""
+    keepalive: KeepAlive | None
+    attempt_delay: float
+    """The race's attempt delay in seconds; infinite for UDP (the next address only after a local failure)."""
+    literal: Address | None
+    """``(family, sockaddr)`` when the host is an IP literal (no resolution needed), else None."""
+    prepare: bool
+    """Whether each fresh socket needs socket options or a bind before it connects."""
+
+
+_new_plan = tuple.__new__
+
+
+def make_plan(
+    host: object,
+    port: object,
+    protocol: object,
+    timeout: object,
+    options: object,
+    credentials: object,
+    local_address: object,
+    resolver: object,
+    starttls: object,
+    keepalive: object,
+    attempt_delay: object,
+    session_cache: object,
+    started: float,
+    normalized: bool = False,
+    implicit_tls: bool = False,
+) -> Plan:
+    """Check every argument of `connect` and return the plan, or raise before any I/O.
+
+    ``started`` is the clock value the deadline counts from. ``normalized``
+    says ``host`` is already normalized (`connect_url` parsed it);
+    ``implicit_tls`` adds `Option.SECURE` (a secure URL scheme).
+
+    Raises:
+        TypeError: an argument of the wrong type (the message names it).
+        InvalidArgumentError: a value or a combination that cannot work, with
+            the field named and ``INVALID_ARGUMENT``, ``INVALID_PORT`` or
+            ``INVALID_HOST_NAME``.
+    """
+    proto = protocol if protocol is _TCP or protocol is _UDP else _check_protocol(protocol)
+    if type(options) is Option and not int(options) & _UNKNOWN_FLAGS:
+        opts = options  # the common case, without a call
+    else:
+        opts = check_options(options)
+    bits = given = int(opts)
+    if type(timeout) is float or type(timeout) is int:
+        # The common case without a call; bool is not an int here on purpose.
+        if not 0 < timeout < math.inf:
+            check_timeout(timeout, "timeout")  # raises, naming the field
+        seconds: float | None = float(timeout)
+    else:
+        seconds = check_timeout(timeout, "timeout")
+    name = host if normalized and type(host) is str else check_host(host)
+    number = port if type(port) is int and 0 < port < 65536 else check_port(port, proto)
+    local = None if local_address is None else _check_local_address(local_address)
+    if attempt_delay is CONNECTION_ATTEMPT_DELAY:
+        delay: float = CONNECTION_ATTEMPT_DELAY  # the default: nothing to check
+    else:
+        delay = _check_attempt_delay(attempt_delay)
+    if type(session_cache) is not bool:
+        raise TypeError(f"session_cache must be True or False, not {type(session_cache).__name__}")
+    tuning: KeepAlive | None = None
+    if keepalive is not None:
+        if not isinstance(keepalive, KeepAlive):
+            raise TypeError(f"keepalive must be an inetkit.KeepAlive, not {type(keepalive).__name__}")
+        tuning = keepalive
+        bits |= _KEEPALIVE
+    chosen: Resolver | None = None
+    if resolver is not None:
+        if not isinstance(resolver, Resolver):
+            raise TypeError(f"resolver must be an inetkit.Resolver, not {type(resolver).__name__}")
+        chosen = resolver
+    dialog: str | None = None
+    if starttls is not None:
+        if not isinstance(starttls, str):
+            raise TypeError(f"starttls must be a dialog name (str) or None, not {type(starttls).__name__}")
+        dialog = starttls
+    creds: SecurityCredentials | None = None
+    if credentials is not None:
+        from .._credentials import SecurityCredentials
+
+        if not isinstance(credentials, SecurityCredentials):
+            raise TypeError(
+                f"credentials must be inetkit.SecurityCredentials, not {type(credentials).__name__}"
+            )
+        creds = credentials
+    if implicit_tls and dialog is None:
+        bits |= _SECURE
+    if bits != given:
+        opts = Option(bits)
+    if bits or dialog is not None or local is not None:
+        _check_combinations(bits, proto, local, dialog, name, number)
+    # check_host remembered whether the text it saw is an IP literal: a
+    # dictionary look-up instead of parsing the address again.
+    known = cached_literal(host) if type(host) is str else None
+    literal: Address | None
+    if known is not None:
+        literal = (known[1], (name, number) if known[1] == _AF_INET else (name, number, 0, 0))
+    else:
+        literal = literal_sockaddr(name, number)
+    # tuple.__new__ skips the generated Python-level __new__ (one call fewer
+    # per connect); the fields are in `Plan`'s order.
+    return _new_plan(
+        Plan,
+        (
+            name,
+            number,
+            proto,
+            opts,
+            bits,
+            seconds,
+            started,
+            None if seconds is None else started + seconds,
+            creds,
+            session_cache,
+            local,
+            chosen,
+            dialog,
+            tuning,
+            math.inf if proto is _UDP else delay,
+            literal,
+            bool(bits & _PREPARE_FLAGS) or local is not None,
+        ),
+    )
+
+
+def _check_protocol(protocol: object) -> Protocol:
+    if protocol is _TCP or protocol is _UDP:
+        return protocol
+    if isinstance(protocol, bool) or not isinstance(protocol, int):
+        raise TypeError(f"protocol must be inetkit.Protocol, not {type(protocol).__name__}")
+    try:
+        return Protocol(protocol)
+    except ValueError:
+        raise InvalidArgumentError(
+            f"protocol must be Protocol.TCP (6) or Protocol.UDP (17), got {protocol!r}",
+            ErrorCode.INVALID_ARGUMENT,
+        ) from None
+
+
+def _check_local_address(local_address: object) -> tuple[str, int]:
+    if not isinstance(local_address, tuple) or len(local_address) != 2:
+        raise TypeError("local_address must be a (host, port) tuple or None")
+    host, port = local_address
+    if not isinstance(host, str):
+        raise TypeError(f"local_address host must be a str, not {type(host).__name__}")
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise TypeError(f"local_address port must be an int, not {type(port).__name__}")
+    if not 0 <= port <= 65535:
+        raise InvalidArgumentError(
+            f"local_address port must be 0..65535 (0 = any free port), got {port}", ErrorCode.INVALID_PORT
+        )
+    if host == "":
+        return ("", port)
+    try:
+        name = check_host(host)
+    except InvalidArgumentError as exc:
+        raise InvalidArgumentError(f"local_address: {exc}", exc.code) from None
+    if ip_literal(name) is None:
+        raise InvalidArgumentError(
+            f"local_address host must be an IP address of this machine (or '' for any), got {host!r}",
+            ErrorCode.INVALID_HOST_NAME,
+        )
+    return (name, int(port))
+
+
+def _check_attempt_delay(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"attempt_delay must be a number of seconds, not {type(value).__name__}")
+    delay = float(value)
+    if not math.isfinite(delay) or delay < MIN_ATTEMPT_DELAY:
+        raise InvalidArgumentError(
+            f"attempt_delay must be a finite number of seconds >= {MIN_ATTEMPT_DELAY} "
+            f"(RFC 8305 section 8), got {value!r}",
+            ErrorCode.INVALID_ARGUMENT,
+        )
+    return delay
+
+
+def dialog_names() -> Collection[str]:
+    """The STARTTLS dialogs `connect(starttls=...)` knows: the registry in `inetkit.starttls`.
+
+    Loaded on first use, so that ``import inetkit`` does not load the dialogs.
+    """
+    from ..starttls import DIALOGS
+
+    return DIALOGS.keys()
+
+
+def _check_combinations(
+    bits: int, proto: Protocol, local: tuple[str, int] | None, starttls: str | None, name: str, port: int
+) -> None:
+    def refuse(message: str) -> None:
+        raise InvalidArgumentError(f"connect to {name} port {port}: {message}", ErrorCode.INVALID_ARGUMENT)
+
+    if proto is _TCP and bits & _BROADCAST:
+        refuse("Option.BROADCAST applies to datagram (UDP) sockets only")
+    if proto is _UDP:
+        if bits & _SECURE:
+            refuse("Option.SECURE needs TCP (inetkit has no DTLS)")
+        if starttls is not None:
+            refuse("starttls needs TCP")
+    if bits & _SECURE and starttls is not None:
+        refuse(
+            "Option.SECURE (implicit TLS from the first byte) and starttls= (plaintext first, "
+            "then upgrade) exclude each other; choose one"
+        )
+    if bits & _RESERVEDPORT and local is not None and local[1] != 0:
+        refuse(
+            f"Option.RESERVEDPORT picks the local port itself; local_address port must be 0, got {local[1]}"
+        )
+    if starttls is not None:
+        known = dialog_names()
+        if starttls not in known:
+            refuse(f"unknown starttls dialog {starttls!r}; known: {', '.join(sorted(known))}")

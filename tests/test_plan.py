@@ -1,0 +1,234 @@
+"""The connect plan: every argument checked before any I/O, and the request normalized once."""
+
+from __future__ import annotations
+
+import math
+import socket
+import subprocess
+import sys
+
+import pytest
+from conftest import Server, open_fds
+
+import inetkit
+from inetkit import (
+    ErrorCode,
+    InvalidArgumentError,
+    KeepAlive,
+    Option,
+    Protocol,
+    _connect,
+    _resolver,
+    starttls,
+)
+from inetkit._core.plan import Plan, dialog_names, make_plan
+from inetkit._dialer import CONNECTION_ATTEMPT_DELAY
+
+D = CONNECTION_ATTEMPT_DELAY
+
+
+def plan(host: object = "127.0.0.1", port: object = 80, **kwargs: object) -> Plan:
+    args: dict[str, object] = {
+        "protocol": Protocol.TCP,
+        "timeout": 10.0,
+        "options": Option.NONE,
+        "credentials": None,
+        "local_address": None,
+        "resolver": None,
+        "starttls": None,
+        "keepalive": None,
+        "attempt_delay": D,
+        "session_cache": True,
+    }
+    extra = {key: kwargs.pop(key) for key in ("normalized", "implicit_tls") if key in kwargs}
+    args.update(kwargs)
+    return make_plan(host, port, *args.values(), 100.0, **extra)  # type: ignore[arg-type]
+
+
+class Spy(inetkit.Resolver):
+    """Records every name it is asked for; a connect refused by its plan never asks."""
+
+    def __init__(self) -> None:
+        super().__init__(system_hosts=False, dns=False, overrides={"spy.test": "127.0.0.1"})
+        self.asked: list[str] = []
+
+    def resolve(
+        self, host: str, port: int, protocol: Protocol, deadline: float | None
+    ) -> list[_resolver.AddressInfo]:
+        self.asked.append(host)
+        return super().resolve(host, port, protocol, deadline)
+
+
+BAD: list[tuple[dict[str, object], type[Exception], ErrorCode | None, str]] = [
+    ({"host": None}, TypeError, None, "host"),
+    ({"host": b"example.com"}, TypeError, None, "host"),
+    ({"host": ""}, InvalidArgumentError, ErrorCode.INVALID_HOST_NAME, "empty"),
+    ({"host": "https://example.com/"}, InvalidArgumentError, ErrorCode.INVALID_HOST_NAME, "connect_url"),
+    ({"host": "127.1"}, InvalidArgumentError, ErrorCode.INVALID_HOST_NAME, "127.1"),
+    ({"port": 0}, InvalidArgumentError, ErrorCode.INVALID_PORT, "port"),
+    ({"port": 65536}, InvalidArgumentError, ErrorCode.INVALID_PORT, "port"),
+    ({"port": 1.5}, TypeError, None, "port"),
+    ({"port": True}, TypeError, None, "port"),
+    ({"port": "no-such-service"}, InvalidArgumentError, ErrorCode.INVALID_PORT, "no-such-service"),
+    ({"protocol": "tcp"}, TypeError, None, "protocol"),
+    ({"protocol": 99}, InvalidArgumentError, ErrorCode.INVALID_ARGUMENT, "protocol"),
+    ({"timeout": 0}, InvalidArgumentError, ErrorCode.INVALID_ARGUMENT, "timeout"),
+    ({"timeout": -1.0}, InvalidArgumentError, ErrorCode.INVALID_ARGUMENT, "timeout"),
+    ({"timeout": math.nan}, InvalidArgumentError, ErrorCode.INVALID_ARGUMENT, "timeout"),
+    ({"timeout": math.inf}, InvalidArgumentError, ErrorCode.INVALID_ARGUMENT, "timeout"),
+    ({"timeout": "5"}, TypeError, None, "timeout"),
+    ({"timeout": True}, TypeError, None, "timeout"),
+    ({"options": "SECURE"}, TypeError, None, "options"),
+    ({"options": 1 << 30}, InvalidArgumentError, ErrorCode.INVALID_ARGUMENT, "options"),
+    ({"credentials": "cert.pem"}, TypeError, None, "credentials"),
+    ({"local_address": "127.0.0.1"}, TypeError, None, "local_address"),
+    ({"local_address": ("127.0.0.1", 70000)}, InvalidArgumentError, ErrorCode.INVALID_PORT, "local_address"),
+    (
+        {"local_address": ("example.com", 0)},
+        InvalidArgumentError,
+        ErrorCode.INVALID_HOST_NAME,
+        "local_address",
+    ),
+    ({"resolver": object()}, TypeError, None, "resolver"),
+    ({"starttls": 5}, TypeError, None, "starttls"),
+    ({"starttls": "gopher"}, InvalidArgumentError, ErrorCode.INVALID_ARGUMENT, "starttls dialog 'gopher'"),
+    ({"keepalive": 30}, TypeError, None, "keepalive"),
+    ({"attempt_delay": 0.001}, InvalidArgumentError, ErrorCode.INVALID_ARGUMENT, "attempt_delay"),
+    ({"attempt_delay": math.inf}, InvalidArgumentError, ErrorCode.INVALID_ARGUMENT, "attempt_delay"),
+    ({"attempt_delay": "fast"}, TypeError, None, "attempt_delay"),
+    ({"session_cache": "yes"}, TypeError, None, "session_cache"),
+    ({"options": Option.BROADCAST}, InvalidArgumentError, ErrorCode.INVALID_ARGUMENT, "BROADCAST"),
+    (
+        {"protocol": Protocol.UDP, "options": Option.SECURE},
+        InvalidArgumentError,
+        ErrorCode.INVALID_ARGUMENT,
+        "SECURE needs TCP",
+    ),
+    (
+        {"protocol": Protocol.UDP, "starttls": "smtp"},
+        InvalidArgumentError,
+        ErrorCode.INVALID_ARGUMENT,
+        "needs TCP",
+    ),
+    (
+        {"options": Option.SECURE, "starttls": "smtp"},
+        InvalidArgumentError,
+        ErrorCode.INVALID_ARGUMENT,
+        "exclude each other",
+    ),
+    (
+        {"options": Option.RESERVEDPORT, "local_address": ("127.0.0.1", 5000)},
+        InvalidArgumentError,
+        ErrorCode.INVALID_ARGUMENT,
+        "RESERVEDPORT",
+    ),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "error", "code", "named"), BAD)
+def test_bad_input_is_refused_by_the_plan(
+    kwargs: dict[str, object], error: type[Exception], code: ErrorCode | None, named: str
+) -> None:
+    with pytest.raises(error) as info:
+        plan(**kwargs)
+    assert named in str(info.value)
+    if code is not None:
+        assert isinstance(info.value, InvalidArgumentError)
+        assert info.value.code is code
+
+
+@pytest.mark.parametrize(("kwargs", "error", "code", "named"), BAD)
+def test_connect_refuses_bad_input_before_any_io(
+    kwargs: dict[str, object], error: type[Exception], code: ErrorCode | None, named: str
+) -> None:
+    args = {"host": "spy.test", "port": 80, "timeout": 5.0, **kwargs}
+    spy = Spy()
+    args.setdefault("resolver", spy)
+    before = open_fds()
+    with pytest.raises(error) as info:
+        inetkit.connect(**args)  # type: ignore[arg-type]
+    assert open_fds() == before
+    assert spy.asked == []  # nothing was resolved, so nothing was dialled
+    assert named in str(info.value)
+    if code is not None:
+        assert isinstance(info.value, InvalidArgumentError) and info.value.code is code
+
+
+def test_connect_url_refuses_bad_input_before_any_io() -> None:
+    spy = Spy()
+    with pytest.raises(TypeError, match="session_cache"):
+        inetkit.connect_url("http://spy.test/", resolver=spy, session_cache=None)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="exclude each other"):
+        inetkit.connect_url("https://spy.test/", resolver=spy, starttls="smtp", options=Option.SECURE)
+    assert spy.asked == []
+
+
+def test_the_plan_is_the_normalized_request() -> None:
+    one = plan("[::1]", "https", timeout=5)
+    assert (one.host, one.port, one.protocol, one.timeout) == ("::1", 443, Protocol.TCP, 5.0)
+    assert type(one.timeout) is float
+    assert (one.started, one.deadline) == (100.0, 105.0)
+    assert one.literal == (socket.AF_INET6, ("::1", 443, 0, 0))
+    assert one.attempt_delay == D and one.bits == 0 and not one.prepare
+    two = plan("Example.COM.", 25, timeout=None)
+    assert (two.host, two.literal, two.deadline) == ("example.com.", None, None)
+    three = plan("127.0.0.1", 53, protocol=Protocol.UDP)
+    assert three.literal == (socket.AF_INET, ("127.0.0.1", 53))
+    assert three.attempt_delay == math.inf  # UDP: the next address only after a local failure
+    four = plan(keepalive=KeepAlive(idle=30), local_address=("::1", 0))
+    assert four.options == Option.KEEPALIVE and four.bits == int(Option.KEEPALIVE)
+    assert four.local == ("::1", 0) and four.prepare
+    assert plan(options=Option.NODELAY).prepare
+    assert plan(attempt_delay=1).attempt_delay == 1.0
+
+
+def test_implicit_tls_from_a_url_scheme() -> None:
+    assert plan(implicit_tls=True).options == Option.SECURE
+    # A STARTTLS dialog wins over the scheme's implicit TLS.
+    assert plan(implicit_tls=True, starttls="smtp").options == Option.NONE
+    assert plan("example.com", normalized=True).host == "example.com"
+
+
+def test_starttls_names_come_from_the_dialog_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert set(dialog_names()) == set(starttls.DIALOGS)
+    assert tuple(starttls.DIALOGS) == _connect.STARTTLS_DIALOGS
+    with pytest.raises(InvalidArgumentError, match="unknown starttls dialog 'gopher'; known: smtp"):
+        plan(starttls="gopher")
+    monkeypatch.setitem(starttls.DIALOGS, "gopher", starttls.smtp)
+    assert plan(starttls="gopher").starttls == "gopher"
+
+
+def test_import_inetkit_does_not_load_the_dialogs() -> None:
+    code = "import sys, inetkit; print('inetkit.starttls' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "False"
+
+
+def test_the_resolver_gets_the_normalized_name_and_does_not_normalize_again(
+    echo_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resolver = inetkit.Resolver(overrides={"xn--bcher-kva.test": "127.0.0.1"}, dns=False)
+
+    def refuse(host: str) -> str:
+        raise AssertionError(f"the resolver normalized {host!r} again")
+
+    monkeypatch.setattr(_resolver, "normalize_host_name", refuse)
+    with inetkit.connect("BÜCHER.test", echo_server.port, timeout=5, resolver=resolver) as conn:
+        assert conn.host_name == "xn--bcher-kva.test"
+        assert conn.trace.resolution is not None and conn.trace.resolution.source == "overrides"
+
+
+def test_a_custom_resolver_receives_the_normalized_name(echo_server: Server) -> None:
+    class Custom(inetkit.Resolver):
+        asked: list[str] = []
+
+        def resolve(
+            self, host: str, port: int, protocol: Protocol, deadline: float | None
+        ) -> list[_resolver.AddressInfo]:
+            self.asked.append(host)
+            return [(socket.AF_INET, ("127.0.0.1", port))]
+
+    resolver = Custom()
+    with inetkit.connect("Custom.TEST.", echo_server.port, timeout=5, resolver=resolver):
+        pass
+    assert resolver.asked == ["custom.test."]
