@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ._core.dialogs import (
+    NAMES,
     Dialog,
     Done,
     ReadExactly,
@@ -258,16 +259,9 @@ def xmpp(
     _run("xmpp", conn, credentials, deadline)
 
 
-#: Dialogs by name, as accepted by ``connect(starttls=...)``.
-DIALOGS: dict[str, Callable[..., object]] = {
-    "smtp": smtp,
-    "imap": imap,
-    "pop3": pop3,
-    "ftp": ftp,
-    "postgres": postgres,
-    "ldap": ldap,
-    "xmpp": xmpp,
-}
+#: Dialogs by name, as accepted by ``connect(starttls=...)``: one public
+#: function per name of `inetkit._core.dialogs.NAMES`, in that order.
+DIALOGS: dict[str, Callable[..., object]] = {name: globals()[name] for name in NAMES}
 
 
 def run_dialog(name: str, conn: Connection, deadline: float | None) -> None:

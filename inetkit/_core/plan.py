@@ -260,13 +260,13 @@ def _check_attempt_delay(value: object) -> float:
 
 
 def dialog_names() -> Collection[str]:
-    """The STARTTLS dialogs `connect(starttls=...)` knows: the registry in `inetkit.starttls`.
+    """The STARTTLS dialogs `connect(starttls=...)` knows: the names in `inetkit._core.dialogs`.
 
     Loaded on first use, so that ``import inetkit`` does not load the dialogs.
     """
-    from ..starttls import DIALOGS
+    from .dialogs import NAMES
 
-    return DIALOGS.keys()
+    return NAMES
 
 
 def _check_combinations(
@@ -294,4 +294,4 @@ def _check_combinations(
     if starttls is not None:
         known = dialog_names()
         if starttls not in known:
-            refuse(f"unknown starttls dialog {starttls!r}; known: {', '.join(sorted(known))}")
+            refuse(f"unknown starttls dialog {starttls!r}; known: {', '.join(known)}")

@@ -137,11 +137,6 @@ def test_refused_black_holed_and_live_addresses_connect_to_the_live_one(measure:
         case.outcome = f"connected to the live address after {len(outcomes) - 1} failed/lost attempts"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the connect trace records connect's port argument, not the sockaddr's port the "
-    "resolver returned, so remote_address and trace.attempts[].port lie when they differ (_dialer.py)",
-)
 def test_remote_address_is_the_address_actually_connected_to() -> None:
     with socket.create_server(("127.0.0.1", 0)) as live:
         where = live.getsockname()
@@ -150,6 +145,7 @@ def test_remote_address_is_the_address_actually_connected_to() -> None:
             accepted, _ = live.accept()
             accepted.close()
             assert conn.remote_address == where
+            assert [(a.address, a.port) for a in conn.trace.attempts] == [where]
 
 
 # -- thread storms ------------------------------------------------------------------
