@@ -305,7 +305,7 @@ class Race:
             family, sockaddr = self._addresses[index]
             duration = None if end is None else end - start
             records.append(
-                Attempt(str(sockaddr[0]), self.port, family, start - self.started, duration, outcome, error)
+                Attempt(str(sockaddr[0]), sockaddr[1], family, start - self.started, duration, outcome, error)
             )
         return records
 
