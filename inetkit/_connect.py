@@ -18,7 +18,6 @@ look, and a plain connect is benchmarked against ``socket.create_connection``.
 
 from __future__ import annotations
 
-import logging
 import socket
 import time
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ from ._core.plan import Plan, dialog_names, make_plan
 from ._core.race import Address, Race
 from ._dialer import CONNECTION_ATTEMPT_DELAY, Prepare, Socket, dial
 from ._errors import ErrorCode, InetError, InvalidArgumentError, translate_os_error
+from ._log import DEBUG, logger
 from ._options import KeepAlive, Option, Protocol, apply_socket_options, bind_reserved_port
 from ._resolver import Resolver, order_addresses
 from ._trace import ConnectTrace, Resolution
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_TIMEOUT", "connect", "connect_url", "run"]
 
-logger = logging.getLogger("inetkit")
 
 #: InetConnect's customary connect timeout, in seconds.
 DEFAULT_TIMEOUT = 20.0
@@ -310,7 +309,7 @@ def _resolve(plan: Plan, record: _Record) -> Sequence[Address]:
     addresses = order_addresses(found, bool(plan.bits & _PREFER_IPV6))
     record.source = source
     record.resolved = took = _monotonic() - plan.started
-    if logger.isEnabledFor(logging.DEBUG):
+    if logger.isEnabledFor(DEBUG):
         logger.debug(
             "resolved %s from %s in %.1f ms: %s",
             plan.host,

@@ -30,7 +30,6 @@ waits are interruptible by `cancel` and by a cross-thread `close`.
 from __future__ import annotations
 
 import _socket
-import logging
 import math
 import socket
 import threading
@@ -51,6 +50,7 @@ from ._errors import (
     SecurityError,
     translate_os_error,
 )
+from ._log import logger
 from ._options import Option, Protocol
 from ._ownership import Guard, Waiter
 from ._trace import ConnectTrace
@@ -65,7 +65,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Connection", "check_timeout"]
 
-logger = logging.getLogger("inetkit")
 
 #: How much a buffered read asks the transport for at once: one full TCP
 #: read on loopback, and four of the largest TLS records (16 KiB).

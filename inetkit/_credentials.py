@@ -40,7 +40,6 @@ import base64
 import binascii
 import functools
 import hashlib
-import logging
 import os
 import re
 import secrets
@@ -52,6 +51,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ._errors import ErrorCode, InvalidArgumentError, SecurityError
+from ._log import logger
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -59,7 +59,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Identity", "SecurityCredentials", "apply_identity", "load_identity"]
 
-logger = logging.getLogger("inetkit")
 
 StrPath = str | os.PathLike[str]
 

@@ -32,7 +32,6 @@ sets of bookkeeping to keep in step, for a saving of about a microsecond).
 from __future__ import annotations
 
 import errno
-import logging
 import math
 import os
 import select
@@ -55,10 +54,10 @@ from ._core.race import (
     where,
 )
 from ._errors import ErrorCode, InetError, InvalidArgumentError, translate_os_error
+from ._log import DEBUG, logger
 
 __all__ = ["CONNECTION_ATTEMPT_DELAY", "Clock", "Poller", "Socket", "dial", "poll_ms"]
 
-logger = logging.getLogger("inetkit")
 
 #: ``poll`` takes a C int of milliseconds; longer waits are done in pieces.
 MAX_POLL_MS: Final = 2**31 - 1
@@ -89,7 +88,7 @@ _POLL_FAILED: Final = select.POLLERR | select.POLLHUP
 _POLLOUT: Final = select.POLLOUT
 _SOL_SOCKET: Final = socket.SOL_SOCKET
 _SO_ERROR: Final = socket.SO_ERROR
-_DEBUG: Final = logging.DEBUG
+_DEBUG: Final = DEBUG
 
 #: The sockets the dialer makes: the C-level ``_socket.socket`` that
 #: ``socket.socket`` extends. Nothing in inetkit needs the wrapper's extras

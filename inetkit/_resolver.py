@@ -53,7 +53,6 @@ caller prefers IPv6, as InetConnect does) and then alternates the families
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import sys
@@ -71,11 +70,11 @@ from ._errors import (
     translate_os_error,
 )
 from ._hostname import ip_literal, literal_sockaddr, normalize_host_name
+from ._log import DEBUG, logger
 from ._options import Protocol
 
 __all__ = ["SYSTEM_HOSTS_FILE", "AddressInfo", "Resolver", "order_addresses"]
 
-logger = logging.getLogger("inetkit")
 
 #: One resolved address: ``(family, sockaddr)``, ready for ``socket(family)``
 #: and ``connect(sockaddr)``.
@@ -192,7 +191,7 @@ def parse_hosts(text: str, source: str = "hosts file") -> _Table:
     skipped and logged at debug level.
     """
     table: _Table = {}
-    debug = logger.isEnabledFor(logging.DEBUG)
+    debug = logger.isEnabledFor(DEBUG)
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.partition("#")[0]
         fields = line.split()

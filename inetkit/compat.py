@@ -37,7 +37,6 @@ cannot.
 from __future__ import annotations
 
 import itertools
-import logging
 import math
 import threading
 from collections.abc import Callable
@@ -47,6 +46,7 @@ from ._connect import DEFAULT_TIMEOUT, connect, connect_url
 from ._connection import Connection
 from ._errors import ErrorCode, InetError, InvalidArgumentError, OwnershipError, translate_os_error
 from ._hostname import normalize_host_name
+from ._log import logger
 from ._options import Option, Protocol
 
 if TYPE_CHECKING:
@@ -98,7 +98,6 @@ __all__ = [
     "InetWriteLine",
 ]
 
-logger = logging.getLogger("inetkit")
 
 #: The failure value of `InetConnect` / `InetConnectUrl`, as in SocketWrench.
 INVALID_SOCKET = -1

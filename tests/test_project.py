@@ -93,14 +93,6 @@ HEAVY_MODULES = [
     "inetkit._tls",
 ]
 
-#: Modules that still load one of HEAVY_MODULES at import time, with the
-#: line that does it. Each entry is an expected failure until the module
-#: switches to ``from ._log import logger``; strict xfail reports the switch.
-STILL_EAGER = {
-    "logging": "inetkit._connect, _connection, _dialer and _resolver: `import logging` for their logger",
-}
-
-
 @pytest.fixture(scope="module")
 def added_by_import() -> dict[str, list[str]]:
     """What a fresh interpreter loads for ``import inetkit`` (on top of what it had)."""
@@ -116,15 +108,7 @@ def added_by_import() -> dict[str, list[str]]:
     return loaded
 
 
-@pytest.mark.parametrize(
-    "module",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(reason=STILL_EAGER[name], strict=True))
-        if name in STILL_EAGER
-        else name
-        for name in HEAVY_MODULES
-    ],
-)
+@pytest.mark.parametrize("module", HEAVY_MODULES)
 def test_import_is_cheap(added_by_import: dict[str, list[str]], module: str) -> None:
     added = added_by_import["added"]
     loaded = [name for name in added if name == module or name.startswith(module + ".")]
