@@ -239,9 +239,9 @@ def connect(
     context = None
     if bits & _SECURE:
         # Credentials are loaded and checked before any network I/O.
-        from ._tls_io import prepare_tls
+        from ._tls import get_context
 
-        context = prepare_tls(credentials, opts, f"{name} port {port_number}")
+        context = get_context(credentials, opts, target=f"{name} port {port_number}")
     elif starttls is not None:
         from ._tls import get_context
 

@@ -55,7 +55,6 @@ if TYPE_CHECKING:
 
     from ._credentials import SecurityCredentials
     from ._tls import SecurityInfo
-    from ._tls_io import Negotiated
 
 __all__ = ["Connection", "check_timeout"]
 
@@ -126,7 +125,6 @@ class Connection:
         "_rend",
         "_rpos",
         "_rview",
-        "_security",
         "_session_cache",
         "_shut",
         "_target",
@@ -138,8 +136,7 @@ class Connection:
     _guard: Guard
     _transport: Transport
     _plain: PlainTransport
-    _security: SecurityInfo | None
-    _negotiated: Negotiated | None
+    _negotiated: SecurityInfo | None
     _local: tuple[str, int] | None
     _remote: tuple[str, int]
     _host: str
@@ -221,7 +218,6 @@ class Connection:
         self._rview = _NO_BUFFER  # allocated on first buffered read
         self._rpos = 0
         self._rend = 0
-        self._security = None
         self._negotiated = None
         self._credentials = None
         self._session_cache = True
@@ -295,13 +291,8 @@ class Connection:
 
     @property
     def security_info(self) -> SecurityInfo | None:
-        """TLS details once security is enabled, else None."""
-        security = self._security
-        if security is None and self._negotiated is not None:
-            # Built on first use: parsing the certificate costs more than most
-            # handles ever need (see _tls_io.Negotiated).
-            security = self._security = self._negotiated.info()
-        return security
+        """TLS details once security is enabled, else None (the certificate is parsed on first access)."""
+        return self._negotiated
 
     @property
     def closed(self) -> bool:
