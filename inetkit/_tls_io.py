@@ -33,10 +33,11 @@ neither lock.
 
 Owner-thread handles take the same path; their locks are never contended.
 
-Memory: no receive buffer per handle. Each receive takes at most about one
-TLS record from the kernel as a fresh ``bytes`` object, which goes straight
-into the engine's incoming BIO; between calls an idle handle holds nothing
-but OpenSSL's own state.
+Memory: no receive buffer per handle. Each receive takes what the kernel
+has (up to `RECV_SIZE`) as a fresh ``bytes`` object, which the engine hands
+to OpenSSL a record at a time and then drops; between calls an idle handle
+holds nothing but OpenSSL's own state (and at most the start of a record
+that has not fully arrived).
 
 The handshake, for implicit TLS and for `enable_security` alike, is
 `start_tls`: one wrap-and-verify path, so verification cannot diverge.
@@ -51,7 +52,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from ._core.tls_engine import MAX_RECORD, WANT_READ, TLSEngine
+from ._core.tls_engine import WANT_READ, TLSEngine
 from ._errors import ErrorCode, InetError, InetTimeoutError, SecurityError
 from ._hostname import check_host, sni_name
 from ._options import Option
@@ -69,11 +70,12 @@ __all__ = ["TLSTransport", "start_tls"]
 
 logger = logging.getLogger("inetkit")
 
-#: Bytes taken from the kernel per receive: one full TLS record (16 KiB of
-#: payload plus at most 256 bytes of expansion and the 5-byte header). A
-#: memory BIO keeps the largest size it ever held, so feeding it a record at
-#: a time bounds what a handle keeps after a bulk transfer.
-RECV_SIZE = MAX_RECORD + 256 + 5
+#: Bytes taken from the kernel per receive: four full TLS records, so bulk
+#: reads need one system call per 64 KiB (``SSLSocket`` makes two per
+#: record). The ``bytes`` lives only until the engine has given its records
+#: to OpenSSL, one at a time (see ``_core.tls_engine``); below glibc's
+#: 128 KiB mmap threshold, so it is not mapped and unmapped per call.
+RECV_SIZE = 65536
 #: Bounds of the wait for a TLS 1.3 session ticket at close (see
 #: `TLSTransport._keep_session`): at least 2 ms (loopback round trips are
 #: shorter than a timer tick), at most 50 ms (close must stay fast).
@@ -130,12 +132,17 @@ class TLSTransport:
             with memoryview(outq) as view:
                 raw.sendall(view, deadline)
             outq.clear()
+        engine = self.engine
         while True:
             with self._lock:
-                data = self.engine.data_to_send()
+                data = engine.data_to_send()
             if not data:
                 return
             raw.sendall(memoryview(data), deadline)
+            if not engine.output_pending:
+                # Read without the engine lock, as a hint: a record another
+                # thread adds meanwhile is sent by its own flush or ours.
+                return
 
     def _drain_nowait(self) -> None:
         """Send what fits now, never waiting (caller holds the send lock)."""
@@ -160,9 +167,10 @@ class TLSTransport:
     def _flush_opportunistic(self) -> None:
         """Drain without ever blocking on the send lock (the reader's way)."""
         for _ in range(2):  # bounded: the second pass catches output added meanwhile
-            with self._lock:
-                pending = self.engine.output_pending
-            if not pending and not self._outq:
+            if not self.engine.output_pending and not self._outq:
+                # The common case, checked without the engine lock: the BIO's
+                # size is one word, and the GIL orders it after the last
+                # engine step of any thread that has returned.
                 return
             if not self._send.acquire(blocking=False):
                 return  # the holder re-checks after it releases
@@ -204,13 +212,18 @@ class TLSTransport:
     def recv_into(self, view: memoryview, deadline: float | None) -> int:
         engine = self.engine
         lock = self._lock
-        while True:
-            with lock:
-                count = engine.read_into(view)
-            if count != WANT_READ:
-                return count
+        with lock:
+            count = engine.read_into(view)
+        while count == WANT_READ:
             self._flush_opportunistic()
-            self._feed(deadline)
+            data = self.raw.recv(RECV_SIZE, deadline)
+            with lock:
+                if data:
+                    engine.receive(data)
+                else:
+                    engine.receive_eof()
+                count = engine.read_into(view)
+        return count
 
     def recv(self, max_bytes: int, deadline: float | None) -> bytes:
         engine = self.engine
@@ -234,14 +247,23 @@ class TLSTransport:
             raise self.broken
         engine = self.engine
         lock = self._lock
+        send = self._send
+        raw = self.raw
         total = len(data)
         done = 0
         try:
             while done < total:
-                with lock:
-                    taken = engine.write(data, done)
-                with self._send:
-                    self._drain(deadline)
+                # Send lock first, then the engine lock (the order every
+                # drainer takes them): records leave in the order made.
+                with send:
+                    with lock:
+                        taken = engine.write(data, done)
+                        records = engine.data_to_send()
+                    if self._outq:
+                        self._drain(deadline)  # older records first
+                    raw.sendall(memoryview(records), deadline)
+                    if engine.output_pending:  # what a reader added meanwhile (a hint, see _drain)
+                        self._drain(deadline)
                 done += taken
         except InetError as exc:
             alert = None
@@ -316,13 +338,13 @@ class TLSTransport:
         stay fast. A handle that resumed a cached session keeps that one.
         """
         engine = self.engine
-        self._feed_nowait()
-        with self._lock:
-            engine.take_records()
         if engine.version != "TLSv1.3":
             return
         if engine.session_reused and SESSION_CACHE.get(key) is not None:
-            return
+            return  # the session it resumed stays good: nothing to read or copy
+        self._feed_nowait()
+        with self._lock:
+            engine.take_records()
         waited = False
         if not engine.heard_since_handshake:
             if engine.rtt is None or not SESSION_CACHE.worth_waiting(key):
@@ -405,7 +427,7 @@ def start_tls(
         check_pins(der or b"", tuple(pins), target=transport.target)
         info = engine.security_info(der)
     else:
-        info = engine.security_info(transport.peer_der)
+        info = engine.security_info(transport)  # the certificate is read when asked for
     if key is not None and info.protocol != "TLSv1.3" and not info.session_reused:
         # TLS 1.2 sessions are complete at the end of the handshake (a
         # resumed one is the session already cached).

@@ -13,9 +13,9 @@ import base64
 import datetime
 import hashlib
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .._credentials import PIN_PREFIX
 from .._errors import ErrorCode, InvalidArgumentError, SecurityError
@@ -23,7 +23,7 @@ from .._errors import ErrorCode, InvalidArgumentError, SecurityError
 if TYPE_CHECKING:
     from cryptography import x509
 
-__all__ = ["CertificateInfo", "SecurityInfo", "check_pins", "public_key_pin"]
+__all__ = ["CertificateInfo", "DerSource", "SecurityInfo", "check_pins", "public_key_pin"]
 
 #: `SecurityInfo._peer` before the certificate was parsed.
 _UNPARSED = object()
@@ -140,6 +140,12 @@ def check_pins(der_cert: bytes, pins: Sequence[str], *, target: str) -> None:
     )
 
 
+class DerSource(Protocol):
+    """What holds a live connection's peer certificate until somebody asks for it."""
+
+    def peer_der(self) -> bytes | None: ...
+
+
 @typing.final
 @dataclass(frozen=True, slots=True)
 class SecurityInfo:
@@ -160,9 +166,9 @@ class SecurityInfo:
     cipher_bits: int
     alpn_protocol: str | None
     session_reused: bool
-    #: The server's certificate (DER), or a call that fetches it when first
-    #: needed: most handles never ask, and the bytes are a kilobyte each.
-    peer_der: bytes | Callable[[], bytes | None] | None = field(default=None, repr=False, compare=False)
+    #: The server's certificate (DER), or what fetches it when first needed:
+    #: most handles never ask, and the bytes are a kilobyte each.
+    peer_der: bytes | DerSource | None = field(default=None, repr=False, compare=False)
     _peer: object = field(default=_UNPARSED, init=False, repr=False, compare=False)
 
     @property
@@ -170,8 +176,8 @@ class SecurityInfo:
         peer = self._peer
         if peer is _UNPARSED:
             der = self.peer_der
-            if callable(der):
-                der = der()
+            if der is not None and not isinstance(der, bytes):
+                der = der.peer_der()
                 object.__setattr__(self, "peer_der", der)  # frozen: set once, by the class itself
             peer = CertificateInfo.from_der(der) if der else None
             object.__setattr__(self, "_peer", peer)
