@@ -76,6 +76,12 @@ logger = logging.getLogger("inetkit")
 #: to OpenSSL, one at a time (see ``_core.tls_engine``); below glibc's
 #: 128 KiB mmap threshold, so it is not mapped and unmapped per call.
 RECV_SIZE = 65536
+#: Bytes taken per receive during the handshake: one full record (16 KiB of
+#: payload, 256 of expansion, the 5-byte header) holds a server's whole
+#: first flight in practice. Smaller than `RECV_SIZE` because every thread
+#: that connects would otherwise make its malloc arena grow by 64 KiB for a
+#: flight of a few kilobytes (OpenSSL's own record buffer is this size too).
+HANDSHAKE_RECV_SIZE = 16384 + 256 + 5
 #: Bounds of the wait for a TLS 1.3 session ticket at close (see
 #: `TLSTransport._keep_session`): at least 2 ms (loopback round trips are
 #: shorter than a timer tick), at most 50 ms (close must stay fast).
@@ -102,9 +108,9 @@ class TLSTransport:
 
     # -- moving bytes between the socket and the engine ----------------
 
-    def _feed(self, deadline: float | None) -> None:
+    def _feed(self, deadline: float | None, size: int = RECV_SIZE) -> None:
         """Receive from the socket (waiting) into the engine; the end of stream too."""
-        data = self.raw.recv(RECV_SIZE, deadline)
+        data = self.raw.recv(size, deadline)
         with self._lock:
             if data:
                 self.engine.receive(data)
@@ -196,7 +202,7 @@ class TLSTransport:
                     self._drain(deadline)
                 if done:
                     return
-                self._feed(deadline)
+                self._feed(deadline, HANDSHAKE_RECV_SIZE)
             except InetTimeoutError as exc:
                 raise self._handshake_timeout() from exc
 
