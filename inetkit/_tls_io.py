@@ -202,6 +202,11 @@ class TLSTransport:
                     self._drain(deadline)
                 if done:
                     return
+                # The answer is a round trip away: wait first instead of a
+                # receive that would only fail with EAGAIN (an exception and
+                # a system call, and with many threads a trip through the GIL).
+                if not self.raw.read_waiter.wait(deadline):
+                    raise self._handshake_timeout()
                 self._feed(deadline, HANDSHAKE_RECV_SIZE)
             except InetTimeoutError as exc:
                 raise self._handshake_timeout() from exc
