@@ -155,17 +155,22 @@ class TLSTransport:
         with self._lock:
             data = self.engine.data_to_send()
         outq = self._outq
-        if outq:
-            outq += data
-        elif not data:
-            return
-        else:
-            outq = bytearray(data)
         sock = self.raw.sock
+        if not outq:
+            if not data:
+                return
+            try:
+                sent = sock.send(data)  # the common case: all of it fits
+            except OSError:  # BlockingIOError (full) included: the next drainer goes on
+                sent = 0
+            if sent < len(data):
+                self._outq = bytearray(data[sent:])
+            return
+        outq += data
         while outq:
             try:
                 sent = sock.send(outq)
-            except OSError:  # BlockingIOError (full) included: the next drainer goes on
+            except OSError:
                 break
             del outq[:sent]
         self._outq = outq or None
