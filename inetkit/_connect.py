@@ -223,9 +223,9 @@ def run(plan: Plan) -> Connection:
     context = None
     if bits & _SECURE:
         # Credentials are loaded and checked before any network I/O.
-        from ._tls_io import prepare_tls
+        from ._tls import get_context
 
-        context = prepare_tls(plan.credentials, plan.options, f"{plan.host} port {plan.port}")
+        context = get_context(plan.credentials, plan.options, target=f"{plan.host} port {plan.port}")
     elif plan.starttls is not None:
         from ._tls import get_context
 

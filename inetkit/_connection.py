@@ -61,7 +61,6 @@ if TYPE_CHECKING:
 
     from ._credentials import SecurityCredentials
     from ._tls import SecurityInfo
-    from ._tls_io import Negotiated
 
 __all__ = ["Connection", "check_timeout"]
 
@@ -127,7 +126,6 @@ class Connection:
         "_port",
         "_protocol",
         "_remote",
-        "_security",
         "_session_cache",
         "_shut",
         "_target",
@@ -140,8 +138,7 @@ class Connection:
     _guard: Guard
     _transport: Transport
     _plain: PlainTransport
-    _security: SecurityInfo | None
-    _negotiated: Negotiated | None
+    _negotiated: SecurityInfo | None
     _local: tuple[str, int] | None
     _remote: tuple[str, int]
     _host: str
@@ -208,7 +205,6 @@ class Connection:
         guard.private = private
         self._transport = self._plain = PlainTransport(sock, guard, target, protocol is _UDP)
         self._buffer = ReceiveBuffer(DEFAULT_MAX_BYTES)  # holds no bytes until a buffered read
-        self._security = None
         self._negotiated = None
         self._shut = False
         return self
@@ -277,13 +273,8 @@ class Connection:
 
     @property
     def security_info(self) -> SecurityInfo | None:
-        """TLS details once security is enabled, else None."""
-        security = self._security
-        if security is None and self._negotiated is not None:
-            # Built on first use: parsing the certificate costs more than most
-            # handles ever need (see _tls_io.Negotiated).
-            security = self._security = self._negotiated.info()
-        return security
+        """TLS details once security is enabled, else None (the certificate is parsed on first access)."""
+        return self._negotiated
 
     @property
     def closed(self) -> bool:

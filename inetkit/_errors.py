@@ -16,7 +16,10 @@ Three kinds of failure are kept apart, because the user's next step differs:
 * "the network broke it" -> the translated `OSError` / `ssl.SSLError`.
 
 `translate_os_error` is the only place that turns an errno into a class and a
-code; everything else calls it, always with ``raise ... from exc``.
+code; everything else calls it, always with ``raise ... from exc``. An
+`ssl.SSLError` given to it goes on to its TLS half, ``_tls.errors``
+(OpenSSL's reasons and verification results), which in turn classifies the
+plain OS errors met during a handshake through this errno table.
 
 Pickling: `OSError.__reduce__` rebuilds an exception from ``args`` only, which
 would lose ``code``, ``attempts`` and ``trace``; `InetError.__reduce__`
@@ -117,6 +120,8 @@ class ErrorCode(IntEnumBody):
     ADDRESS_NOT_AVAILABLE = 307
     CONNECTION_ABORTED = 308
     NETWORK_ERROR = 309
+    #: A TLS stream ended without close_notify (appended: values never move).
+    TLS_TRUNCATED = 310
     # Handle state (4xx)
     HANDLE_CLOSED = 400
     NOT_HANDLE_OWNER = 401
@@ -371,6 +376,12 @@ def translate_os_error(
     """
     if isinstance(exc, InetError):
         return exc
+    if isinstance(exc, ssl.SSLError):
+        # OpenSSL's failures have their own table (verification results,
+        # alerts); it lives with the TLS code and is loaded only when needed.
+        from ._tls.errors import map_ssl_error
+
+        return map_ssl_error(exc, target=target, credentials_given=False)
     if isinstance(exc, TimeoutError) and getattr(exc, "errno", None) is None:
         return InetTimeoutError(f"{action} {target}: timed out", ErrorCode.TIMED_OUT)
     err = getattr(exc, "errno", None)

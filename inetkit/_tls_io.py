@@ -1,4 +1,4 @@
-"""The TLS record engine: `ssl.SSLObject` over `ssl.MemoryBIO`, safe for duplex threads.
+"""The blocking TLS driver: the sans-I/O `TLSEngine` over a `PlainTransport`, safe for duplex threads.
 
 Theory of operation
 -------------------
@@ -6,28 +6,38 @@ CPython's `ssl.SSLSocket` is not safe for one thread reading while another
 writes: both calls drive the same OpenSSL ``SSL`` object, which OpenSSL forbids
 (python/cpython#143756 data races; the lock added for #134698 made a blocked
 reader stall the writer, #137583). inetkit therefore keeps the TLS engine
-off the socket: an `ssl.SSLObject` encrypts into an outgoing `ssl.MemoryBIO`
-and decrypts from an incoming one, and this module moves bytes between the
-BIOs and the non-blocking socket (`PlainTransport`).
+(``_core.tls_engine``: an `ssl.SSLObject` over memory BIOs, no I/O) off the
+socket, and this module moves bytes between the engine and the non-blocking
+socket (`PlainTransport`), waiting through its `Waiter` within each call's
+deadline.
 
 Two locks make that safe:
 
-* the *engine lock*, held only around calls into the `SSLObject` and writes
-  into the incoming BIO (OpenSSL runs without the GIL there), never while
-  waiting on the socket;
-* the *send lock*, held while the outgoing bytes are written to the socket,
+* the *engine lock*, held only around calls into the engine (OpenSSL runs
+  without the GIL there), never while waiting on the socket;
+* the *send lock*, held while the engine's output is written to the socket,
   so that records leave in the order the engine made them.
 
-A writer encrypts under the engine lock, then drains under the send lock
-(blocking on a full socket if it must). A reader never blocks on the send
-lock: records the engine produced while reading (alerts, key-update
-replies) are drained opportunistically, without blocking, and what does not
-fit stays queued for the next drainer. Every drainer re-checks the queue
-after releasing the send lock, so nothing is stranded. Readers among
-themselves and writers among themselves are serialized one level up, by the
-`Connection`'s direction locks.
+A writer encrypts one slice under the engine lock, then drains under the send
+lock (blocking on a full socket if it must), slice after slice: the lock is
+never held for long, and a failure part-way knows how much plaintext went
+out (``bytes_sent``). A reader never blocks on the send lock: records the
+engine produced while reading (alerts, key-update replies) are drained
+opportunistically, without blocking, and what does not fit stays queued for
+the next drainer. Every drainer re-checks the queue after releasing the send
+lock, so nothing is stranded. Readers among themselves and writers among
+themselves are serialized one level up, by the `Connection`'s direction
+locks. The handshake runs before any other thread can reach the transport
+(inside connect, or `enable_security` holding both directions), so it takes
+neither lock.
 
 Owner-thread handles take the same path; their locks are never contended.
+
+Memory: no receive buffer per handle. Each receive takes what the kernel
+has (up to `RECV_SIZE`) as a fresh ``bytes`` object, which the engine hands
+to OpenSSL a record at a time and then drops; between calls an idle handle
+holds nothing but OpenSSL's own state (and at most the start of a record
+that has not fully arrived).
 
 The handshake, for implicit TLS and for `enable_security` alike, is
 `start_tls`: one wrap-and-verify path, so verification cannot diverge.
@@ -35,166 +45,142 @@ The handshake, for implicit TLS and for `enable_security` alike, is
 
 from __future__ import annotations
 
-import logging
 import math
 import select
-import ssl
 import threading
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
+from ._core.tls_engine import WANT_READ, TLSEngine
 from ._errors import ErrorCode, InetError, InetTimeoutError, SecurityError
 from ._hostname import check_host, sni_name
+from ._log import DEBUG, logger
 from ._options import Option
-from ._tls import (
-    SESSION_CACHE,
-    CertificateInfo,
-    SecurityInfo,
-    check_pins,
-    get_context,
-    map_ssl_error,
-    session_key,
-)
+from ._tls.certinfo import SecurityInfo, check_pins
+from ._tls.context import get_context
+from ._tls.sessions import SESSION_CACHE, SessionKey, session_key
 
 if TYPE_CHECKING:
+    import ssl
+
     from ._credentials import SecurityCredentials
     from ._transport import PlainTransport
 
-__all__ = ["Negotiated", "TLSTransport", "prepare_tls", "start_tls"]
+__all__ = ["TLSTransport", "start_tls"]
 
-logger = logging.getLogger("inetkit")
 
-#: Bytes taken from the socket per receive: four full TLS records, so bulk
-#: reads need few system calls. Kept below glibc's 128 KiB mmap threshold:
-#: a larger buffer is mapped and unmapped (and page-faulted in) per handle.
-RECV_CHUNK = 65536
-#: Largest TLS record payload; the most one SSLObject.read returns.
-MAX_RECORD = 16384
+#: Bytes taken from the kernel per receive: four full TLS records, so bulk
+#: reads need one system call per 64 KiB (``SSLSocket`` makes two per
+#: record). The ``bytes`` lives only until the engine has given its records
+#: to OpenSSL, one at a time (see ``_core.tls_engine``); below glibc's
+#: 128 KiB mmap threshold, so it is not mapped and unmapped per call.
+RECV_SIZE = 65536
+#: Bytes taken per receive during the handshake: one full record (16 KiB of
+#: payload, 256 of expansion, the 5-byte header) holds a server's whole
+#: first flight in practice. Smaller than `RECV_SIZE` because every thread
+#: that connects would otherwise make its malloc arena grow by 64 KiB for a
+#: flight of a few kilobytes (OpenSSL's own record buffer is this size too).
+HANDSHAKE_RECV_SIZE = 16384 + 256 + 5
 #: Bounds of the wait for a TLS 1.3 session ticket at close (see
-#: `TLSTransport._keep_tls13_session`): at least 2 ms (loopback round trips are
+#: `TLSTransport._keep_session`): at least 2 ms (loopback round trips are
 #: shorter than a timer tick), at most 50 ms (close must stay fast).
 TICKET_WAIT_MIN = 0.002
 TICKET_WAIT_MAX = 0.05
 
-
-def prepare_tls(credentials: SecurityCredentials | None, options: Option, target: str) -> ssl.SSLContext:
-    """Load and check credentials and build (or fetch) the context, before any I/O.
-
-    Weakening options (`Option.TRUSTEDSITE`, `Option.SECURE_FALLBACK`) are
-    logged here, naming ``target``; pass the result to `start_tls`.
-    """
-    return get_context(credentials, options, target=target)
+_monotonic = time.monotonic
 
 
 class TLSTransport:
     """A `Transport` that speaks TLS over a `PlainTransport`."""
 
-    __slots__ = (
-        "_ended",
-        "_engine",
-        "_outq",
-        "_rbuf",
-        "_send",
-        "_session_key",
-        "_stash",
-        "broken",
-        "cache_sessions",
-        "incoming",
-        "obj",
-        "outgoing",
-        "raw",
-        "rtt",
-        "target",
-    )
+    __slots__ = ("_lock", "_outq", "_send", "broken", "engine", "raw", "session_key", "target")
 
-    def __init__(
-        self,
-        raw: PlainTransport,
-        obj: ssl.SSLObject,
-        incoming: ssl.MemoryBIO,
-        outgoing: ssl.MemoryBIO,
-        *,
-        session_key: object | None,
-    ) -> None:
+    def __init__(self, raw: PlainTransport, engine: TLSEngine, session_key: SessionKey | None) -> None:
         self.raw = raw
-        self.obj = obj
-        self.incoming = incoming
-        self.outgoing = outgoing
+        self.engine = engine
         self.target = raw.target
-        self._engine = threading.Lock()
-        self._send = threading.Lock()
-        self._outq = bytearray()  # encrypted bytes taken from the BIO, not yet sent
-        self._rbuf = memoryview(bytearray(RECV_CHUNK))
-        self._stash = b""  # plaintext decrypted while checking for alerts
-        self._ended = False  # the peer's close_notify (or a bare EOF) was seen
-        self._session_key = session_key
-        self.cache_sessions = session_key is not None
+        self.session_key = session_key
+        self._lock = threading.Lock()  # the engine lock
+        self._send = threading.Lock()  # the send lock
+        self._outq: bytearray | None = None  # engine output taken, not yet sent (send lock)
         self.broken: InetError | None = None
-        self.rtt: float | None = None  # ClientHello sent -> first answer, seconds
 
-    # -- moving bytes between the socket and the BIOs ------------------
+    # -- moving bytes between the socket and the engine ----------------
 
-    def _feed(self, deadline: float | None) -> bool:
-        """Receive from the socket into the incoming BIO; False at end of stream."""
-        count = self.raw.recv_into(self._rbuf, deadline)
-        with self._engine:
-            if count:
-                self.incoming.write(self._rbuf[:count])
+    def _feed(self, deadline: float | None, size: int = RECV_SIZE) -> None:
+        """Receive from the socket (waiting) into the engine; the end of stream too."""
+        data = self.raw.recv(size, deadline)
+        with self._lock:
+            if data:
+                self.engine.receive(data)
             else:
-                self.incoming.write_eof()
-        return bool(count)
+                self.engine.receive_eof()
 
     def _feed_nowait(self) -> bool:
-        """Move what the kernel already holds into the incoming BIO; True if anything came."""
+        """Move what the kernel already holds into the engine; True if anything came."""
         try:
-            count = self.raw.sock.recv_into(self._rbuf)
-        except BlockingIOError:
+            data = self.raw.sock.recv(RECV_SIZE)
+        except OSError:  # BlockingIOError (nothing there) included
             return False
-        except OSError:
-            return False
-        with self._engine:
-            if count:
-                self.incoming.write(self._rbuf[:count])
+        with self._lock:
+            if data:
+                self.engine.receive(data)
             else:
-                self.incoming.write_eof()
+                self.engine.receive_eof()
         return True
-
-    def _take_output(self) -> None:
-        """Move the engine's output into the send queue (caller holds the send lock)."""
-        with self._engine:
-            if self.outgoing.pending:
-                self._outq += self.outgoing.read()
 
     def _drain(self, deadline: float | None) -> None:
         """Send everything queued, waiting as needed (caller holds the send lock)."""
+        raw = self.raw
+        outq = self._outq
+        if outq:
+            with memoryview(outq) as view:
+                raw.sendall(view, deadline)
+            outq.clear()
+        engine = self.engine
         while True:
-            self._take_output()
-            if not self._outq:
+            with self._lock:
+                data = engine.data_to_send()
+            if not data:
                 return
-            data = memoryview(self._outq)
-            try:
-                self.raw.sendall(data, deadline)
-            finally:
-                data.release()
-            self._outq.clear()
+            raw.sendall(memoryview(data), deadline)
+            if not engine.output_pending:
+                # Read without the engine lock, as a hint: a record another
+                # thread adds meanwhile is sent by its own flush or ours.
+                return
 
     def _drain_nowait(self) -> None:
         """Send what fits now, never waiting (caller holds the send lock)."""
-        self._take_output()
-        while self._outq:
-            try:
-                sent = self.raw.sock.send(self._outq)
-            except (BlockingIOError, OSError):
+        with self._lock:
+            data = self.engine.data_to_send()
+        outq = self._outq
+        sock = self.raw.sock
+        if not outq:
+            if not data:
                 return
-            del self._outq[:sent]
+            try:
+                sent = sock.send(data)  # the common case: all of it fits
+            except OSError:  # BlockingIOError (full) included: the next drainer goes on
+                sent = 0
+            if sent < len(data):
+                self._outq = bytearray(data[sent:])
+            return
+        outq += data
+        while outq:
+            try:
+                sent = sock.send(outq)
+            except OSError:
+                break
+            del outq[:sent]
+        self._outq = outq or None
 
     def _flush_opportunistic(self) -> None:
         """Drain without ever blocking on the send lock (the reader's way)."""
         for _ in range(2):  # bounded: the second pass catches output added meanwhile
-            with self._engine:
-                pending = self.outgoing.pending
-            if not pending and not self._outq:
+            if not self.engine.output_pending and not self._outq:
+                # The common case, checked without the engine lock: the BIO's
+                # size is one word, and the GIL orders it after the last
+                # engine step of any thread that has returned.
                 return
             if not self._send.acquire(blocking=False):
                 return  # the holder re-checks after it releases
@@ -205,54 +191,29 @@ class TLSTransport:
 
     # -- handshake -----------------------------------------------------
 
-    def handshake(self, deadline: float | None, *, credentials_given: bool) -> None:
-        hello_sent: float | None = None
+    def handshake(self, deadline: float | None) -> None:
+        """Run the handshake to its end within ``deadline`` (no other thread has the transport yet)."""
+        engine = self.engine
         while True:
-            error: ssl.SSLError | None = None
-            done = False
-            with self._engine:
-                try:
-                    self.obj.do_handshake()
-                    done = True
-                except ssl.SSLWantReadError:
-                    pass
-                except ssl.SSLError as exc:
-                    error = exc
+            try:
+                done = engine.handshake(_monotonic())
+            except SecurityError:
+                with self._send:
+                    self._drain_nowait()  # best effort: our alert tells the server why
+                raise
             try:
                 with self._send:
-                    if error is not None:
-                        self._drain_nowait()  # best effort: tell the server why (our alert)
-                    else:
-                        self._drain(deadline)
+                    self._drain(deadline)
+                if done:
+                    return
+                # The answer is a round trip away: wait first instead of a
+                # receive that would only fail with EAGAIN (an exception and
+                # a system call, and with many threads a trip through the GIL).
+                if not self.raw.read_waiter.wait(deadline):
+                    raise self._handshake_timeout()
+                self._feed(deadline, HANDSHAKE_RECV_SIZE)
             except InetTimeoutError as exc:
                 raise self._handshake_timeout() from exc
-            if error is not None:
-                raise map_ssl_error(error, target=self.target, credentials_given=credentials_given) from error
-            if done:
-                return
-            if hello_sent is None:
-                hello_sent = time.monotonic()
-            try:
-                more = self._feed(deadline)
-            except InetTimeoutError as exc:
-                raise self._handshake_timeout() from exc
-            if self.rtt is None:
-                self.rtt = time.monotonic() - hello_sent
-            if not more:
-                with self._engine:
-                    try:
-                        self.obj.do_handshake()
-                    except ssl.SSLError as exc:
-                        if not isinstance(exc, ssl.SSLEOFError | ssl.SSLWantReadError):
-                            raise map_ssl_error(
-                                exc, target=self.target, credentials_given=credentials_given
-                            ) from exc
-                raise SecurityError(
-                    f"TLS handshake with {self.target}: the server closed the connection during the "
-                    "handshake (it may not speak TLS on this port, refuse our TLS version or ciphers, "
-                    "or require a client certificate)",
-                    ErrorCode.HANDSHAKE_FAILED,
-                )
 
     def _handshake_timeout(self) -> InetTimeoutError:
         return InetTimeoutError(
@@ -263,109 +224,88 @@ class TLSTransport:
 
     # -- Transport -----------------------------------------------------
 
-    def _map(self, exc: ssl.SSLError) -> InetError:
-        err = map_ssl_error(exc, target=self.target, credentials_given=True)
-        self.broken = err
-        return err
-
     def recv_into(self, view: memoryview, deadline: float | None) -> int:
-        if self._stash:
-            count = min(len(view), len(self._stash))
-            view[:count] = self._stash[:count]
-            self._stash = self._stash[count:]
-            return count
-        obj = self.obj
-        size = len(view)
+        engine = self.engine
+        lock = self._lock
+        with lock:
+            count = engine.read_into(view)
+        while count == WANT_READ:
+            self._flush_opportunistic()
+            data = self.raw.recv(RECV_SIZE, deadline)
+            with lock:
+                if data:
+                    engine.receive(data)
+                else:
+                    engine.receive_eof()
+                count = engine.read_into(view)
+        return count
+
+    def recv(self, max_bytes: int, deadline: float | None) -> bytes:
+        engine = self.engine
+        lock = self._lock
         while True:
-            with self._engine:
-                try:
-                    # With a buffer, SSLObject.read returns the count (typeshed says bytes).
-                    count = cast(int, obj.read(size, view))
-                    # Records already received fill the rest of the buffer
-                    # without waiting: fewer calls (and lock rounds) per byte.
-                    while count < size and self.incoming.pending:
-                        try:
-                            more = cast(int, obj.read(size - count, view[count:]))
-                        except ssl.SSLError:
-                            break  # a partial record, or an error the next call reports
-                        if not more:
-                            break
-                        count += more
-                    return count
-                except ssl.SSLWantReadError:
-                    pass
-                except ssl.SSLZeroReturnError:
-                    return 0
-                except ssl.SSLEOFError:
-                    # The peer closed without close_notify (a "ragged" EOF), as
-                    # many servers do; end of stream, as ssl's suppress_ragged_eofs.
-                    return 0
-                except ssl.SSLError as exc:
-                    raise self._map(exc) from exc
+            with lock:
+                data = engine.read(max_bytes)
+            if data is not None:
+                return data
             self._flush_opportunistic()
             self._feed(deadline)
 
-    def recv(self, max_bytes: int, deadline: float | None) -> bytes:
-        if self._stash:
-            data = self._stash[:max_bytes]
-            self._stash = self._stash[max_bytes:]
-            return data
-        buffer = bytearray(min(max_bytes, RECV_CHUNK))
-        with memoryview(buffer) as view:
-            count = self.recv_into(view, deadline)
-        del buffer[count:]
-        return bytes(buffer)
-
-    def _check_alerts(self) -> None:
-        """Surface an alert the server already sent (TLS 1.3 client-certificate verdicts).
-
-        Decrypted application data found on the way is kept for the next read.
-        """
-        if not self._feed_nowait():
-            return
-        chunks: list[bytes] = []
-        with self._engine:
-            for _ in range(64):  # bounded: each pass consumes at least one record
-                try:
-                    data = self.obj.read(MAX_RECORD)
-                except ssl.SSLWantReadError:
-                    break
-                except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
-                    self._ended = True
-                    break
-                except ssl.SSLError as exc:
-                    self._stash += b"".join(chunks)
-                    raise self._map(exc) from exc
-                if not data:
-                    break
-                chunks.append(data)
-        self._stash += b"".join(chunks)
-
     def sendall(self, data: memoryview, deadline: float | None) -> None:
+        """Encrypt and send all of ``data``, a slice at a time.
+
+        A failure part-way raises with ``bytes_sent`` = the plaintext of the
+        slices whose records were all sent; the handle is then unusable (the
+        stream may end inside a record).
+        """
         if self.broken is not None:
             raise self.broken
+        engine = self.engine
+        lock = self._lock
+        send = self._send
+        raw = self.raw
+        total = len(data)
+        done = 0
         try:
-            with self._engine:
-                try:
-                    self.obj.write(data)
-                except ssl.SSLError as exc:
-                    raise self._map(exc) from exc
-            with self._send:
-                self._drain(deadline)
+            while done < total:
+                # Send lock first, then the engine lock (the order every
+                # drainer takes them): records leave in the order made.
+                with send:
+                    with lock:
+                        taken = engine.write(data, done)
+                        records = engine.data_to_send()
+                    if self._outq:
+                        self._drain(deadline)  # older records first
+                    raw.sendall(memoryview(records), deadline)
+                    if engine.output_pending:  # what a reader added meanwhile (a hint, see _drain)
+                        self._drain(deadline)
+                done += taken
         except InetError as exc:
+            alert = None
             if exc.code in (ErrorCode.CONNECTION_RESET, ErrorCode.CONNECTION_ABORTED):
                 # A server that rejected our certificate (TLS 1.3) sends its
                 # alert and closes; report the alert, not the reset.
-                self._check_alerts()
-            self.broken = exc
-            exc.bytes_sent = 0 if exc.bytes_sent is None else exc.bytes_sent
-            raise
+                alert = self._alert_waiting()
+            error = exc if alert is None else alert
+            error.bytes_sent = done
+            self.broken = error
+            if alert is None:
+                raise
+            raise alert from exc
         # Output the reader made while we held the send lock.
         self._flush_opportunistic()
 
+    def _alert_waiting(self) -> InetError | None:
+        """The server's alert, if one already arrived (TLS 1.3 client-certificate verdicts)."""
+        self._feed_nowait()
+        with self._lock:
+            self.engine.take_records()
+            failure = self.engine.failure
+        return failure if isinstance(failure, SecurityError) else None
+
     def pending(self) -> int:
-        with self._engine:
-            return len(self._stash) + self.obj.pending()
+        with self._lock:
+            return self.engine.pending()
 
     def ready_to_read(self) -> bool:
         """Called once the socket polled readable: is there something for `read`?
@@ -374,116 +314,88 @@ class TLSTransport:
         updates), after which a read would block. Take them without waiting;
         application data found is kept for the next read.
         """
-        try:
-            self._check_alerts()
-        except InetError:
-            return True  # the next read reports it
-        return bool(self._ended or self.pending())
+        self._feed_nowait()
+        with self._lock:
+            return self.engine.take_records()
 
     def shutdown_write(self, deadline: float | None) -> None:
-        self._close_notify()
+        with self._lock:
+            self.engine.close_notify()
         with self._send:
             self._drain(deadline)
         self.raw.shutdown_write(deadline)
 
-    def _close_notify(self) -> None:
-        with self._engine:
-            try:
-                self.obj.unwrap()
-            except (ssl.SSLWantReadError, ssl.SSLZeroReturnError, ssl.SSLEOFError):
-                pass  # our close_notify is queued; we do not wait for the peer's
-            except ssl.SSLError:
-                logger.debug("close_notify to %s failed", self.target, exc_info=True)
-
     def close(self) -> None:
         """Keep the session for resumption, send close_notify, never block."""
-        if self.broken is None:
-            if self.cache_sessions:
-                self._keep_tls13_session()
-            self._close_notify()
-            with self._send:
-                self._drain_nowait()
-        self._rbuf.release()
+        if self.broken is not None:
+            return
+        if self.session_key is not None:
+            try:
+                self._keep_session(self.session_key)
+            except (InetError, OSError, ValueError):
+                logger.debug("keeping the TLS session of %s failed", self.target, exc_info=True)
+        with self._lock:
+            self.engine.close_notify()
+        with self._send:
+            self._drain_nowait()
 
-    def _keep_tls13_session(self) -> None:
+    def _keep_session(self, key: SessionKey) -> None:
         """Keep a TLS 1.3 session, whose tickets arrive after the handshake.
 
         (TLS 1.2 sessions are kept right after the handshake, in `start_tls`.)
         The server sends tickets once it has our Finished, about one round
-        trip after the handshake ended on our side; a handle closed sooner
-        has none yet. Take what has arrived; only while the cache holds no
-        session for this server (its first connection) wait for a ticket, at
-        most about two round trips as measured during the handshake (capped):
-        closing must stay fast. A handle that resumed a cached session keeps
-        that one (reading ``SSLObject.session`` copies the whole session,
-        certificates included: about 0.1 ms that resumed handles need not pay).
+        trip after the handshake ended on our side. Take what has arrived.
+        A handle that heard nothing since the handshake has no ticket, and
+        reading ``SSLObject.session`` (which copies the session) is skipped;
+        only while the cache has nothing for this server, and no earlier
+        wait came back empty, wait for the ticket: at most about two round
+        trips as measured during the handshake (capped), since closing must
+        stay fast. A handle that resumed a cached session keeps that one.
         """
-        try:
-            self._check_alerts()
-            if self.obj.version() != "TLSv1.3":
-                return
-            cached = SESSION_CACHE.get(self._session_key) is not None
-            if cached and self.obj.session_reused:
-                return
-            session = self._session()
-            if session is None or session.has_ticket or cached or self.rtt is None:
-                self._save_session(session)
-                return
-            limit = min(max(2 * self.rtt, TICKET_WAIT_MIN), TICKET_WAIT_MAX)
-            poller = select.poll()
-            poller.register(self.raw.sock.fileno(), select.POLLIN)
-            end = time.monotonic() + limit
-            for _ in range(8):  # bounded: each pass waits or takes bytes
-                remaining = end - time.monotonic()
-                if remaining <= 0 or not poller.poll(math.ceil(remaining * 1000)):
-                    return
-                self._check_alerts()
-                session = self._session()
-                if session is not None and session.has_ticket:
-                    self._save_session(session)
-                    return
-        except (InetError, OSError, ValueError):
+        engine = self.engine
+        if engine.version != "TLSv1.3":
             return
+        if engine.session_reused and SESSION_CACHE.get(key) is not None:
+            return  # the session it resumed stays good: nothing to read or copy
+        self._feed_nowait()
+        with self._lock:
+            engine.take_records()
+        waited = False
+        if not engine.heard_since_handshake:
+            if engine.rtt is None or not SESSION_CACHE.worth_waiting(key):
+                return
+            waited = True
+            self._wait_for_ticket(min(max(2 * engine.rtt, TICKET_WAIT_MIN), TICKET_WAIT_MAX))
+            if not engine.heard_since_handshake:
+                SESSION_CACHE.note_no_ticket(key)
+                return
+        with self._lock:
+            session = engine.session()
+        if session is not None and session.has_ticket:
+            SESSION_CACHE.put(key, session)
+        elif waited:
+            SESSION_CACHE.note_no_ticket(key)
 
-    def _session(self) -> ssl.SSLSession | None:
-        with self._engine:
-            return self.obj.session
+    def _wait_for_ticket(self, limit: float) -> None:
+        """Wait up to ``limit`` seconds for the server's first bytes after the handshake."""
+        poller = select.poll()
+        poller.register(self.raw.sock.fileno(), select.POLLIN)
+        end = _monotonic() + limit
+        for _ in range(8):  # bounded: each pass waits or takes bytes
+            remaining = end - _monotonic()
+            if remaining <= 0 or not poller.poll(math.ceil(remaining * 1000)):
+                return
+            if not self._feed_nowait():
+                return
+            with self._lock:
+                self.engine.take_records()
+            if self.engine.heard_since_handshake:
+                return
 
-    def _save_session(self, session: ssl.SSLSession | None) -> None:
-        if session is None or self._session_key is None:
-            return
-        if not session.has_ticket and self.obj.version() == "TLSv1.3":
-            # A TLS 1.3 session is resumable only with a ticket; do not let a
-            # ticketless one replace a good cached session.
-            return
-        SESSION_CACHE.put(self._session_key, session)
-
-
-@dataclass(frozen=True, slots=True)
-class Negotiated:
-    """What the handshake settled, kept raw: `SecurityInfo` is built on first use.
-
-    Parsing the peer certificate with ``cryptography`` costs tens of
-    microseconds, a few per cent of a loopback handshake; most handles never
-    look at it.
-    """
-
-    protocol: str
-    cipher: str
-    cipher_bits: int
-    alpn_protocol: str | None
-    session_reused: bool
-    peer_der: bytes | None
-
-    def info(self) -> SecurityInfo:
-        return SecurityInfo(
-            protocol=self.protocol,
-            cipher=self.cipher,
-            cipher_bits=self.cipher_bits,
-            alpn_protocol=self.alpn_protocol,
-            session_reused=self.session_reused,
-            peer_certificate=CertificateInfo.from_der(self.peer_der) if self.peer_der else None,
-        )
+    def peer_der(self) -> bytes | None:
+        """The server's certificate (DER), read under the engine lock (any thread)."""
+        with self._lock:
+            return self.engine.peer_der()
 
 
 def start_tls(
@@ -497,13 +409,14 @@ def start_tls(
     deadline: float | None,
     session_cache: bool = True,
     context: ssl.SSLContext | None = None,
-) -> tuple[TLSTransport, Negotiated]:
+) -> tuple[TLSTransport, SecurityInfo]:
     """Wrap and verify: the TLS handshake for implicit TLS and `enable_security` alike.
 
     SNI and verification use the normalized name without its trailing dot
     (an IP literal gets no SNI and is checked against IP SANs). Returns the
-    new transport and what was negotiated. ``context`` is the one
-    `prepare_tls` returned for this connect, when there was one.
+    new transport and what was negotiated. ``context`` is the one `connect`
+    got from `get_context` for this connect (credentials are checked before
+    any I/O there), when there was one.
     """
     if context is None:
         context = get_context(credentials, options, target=raw.target)
@@ -513,34 +426,34 @@ def start_tls(
     check_name = name if name is not None else wanted
     key = session_key(check_name, port, context) if session_cache else None
     session = SESSION_CACHE.get(key) if key is not None else None
-    incoming = ssl.MemoryBIO()
-    outgoing = ssl.MemoryBIO()
-    # server_hostname drives both SNI (names only) and hostname/IP checks.
-    obj = context.wrap_bio(incoming, outgoing, server_hostname=check_name, session=session)
-    transport = TLSTransport(raw, obj, incoming, outgoing, session_key=key)
-    started = time.monotonic()
-    transport.handshake(deadline, credentials_given=bool(credentials and credentials.cert_store))
-    cipher = obj.cipher()
-    info = Negotiated(
-        protocol=obj.version() or "",
-        cipher=cipher[0] if cipher else "",
-        cipher_bits=int(cipher[2] or 0) if cipher else 0,
-        alpn_protocol=obj.selected_alpn_protocol(),
-        session_reused=bool(obj.session_reused),
-        peer_der=obj.getpeercert(binary_form=True),
+    engine = TLSEngine(
+        context,
+        check_name,
+        session=session,
+        target=raw.target,
+        credentials_given=bool(credentials is not None and credentials.cert_store),
     )
+    transport = TLSTransport(raw, engine, key)
+    started = _monotonic()
+    transport.handshake(deadline)
     pins = credentials.pinned_public_keys if credentials is not None else None
     if pins:
-        check_pins(info.peer_der or b"", tuple(pins), target=transport.target)
-    if key is not None and obj.version() != "TLSv1.3":
-        # TLS 1.2 sessions are complete at the end of the handshake.
-        transport._save_session(transport._session())
-    logger.debug(
-        "TLS with %s: %s %s in %.1f ms%s",
-        transport.target,
-        info.protocol,
-        info.cipher,
-        (time.monotonic() - started) * 1000,
-        " (session resumed)" if info.session_reused else "",
-    )
+        der = engine.peer_der()
+        check_pins(der or b"", tuple(pins), target=transport.target)
+        info = engine.security_info(der)
+    else:
+        info = engine.security_info(transport)  # the certificate is read when asked for
+    if key is not None and info.protocol != "TLSv1.3" and not info.session_reused:
+        # TLS 1.2 sessions are complete at the end of the handshake (a
+        # resumed one is the session already cached).
+        SESSION_CACHE.put(key, engine.session())
+    if logger.isEnabledFor(DEBUG):
+        logger.debug(
+            "TLS with %s: %s %s in %.1f ms%s",
+            transport.target,
+            info.protocol,
+            info.cipher,
+            (_monotonic() - started) * 1000,
+            " (session resumed)" if info.session_reused else "",
+        )
     return transport, info

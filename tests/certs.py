@@ -569,8 +569,16 @@ def exchange(
                 outcome.cipher = tls_client.cipher()
                 outcome.alpn = tls_client.selected_alpn_protocol()
                 outcome.reused = bool(tls_client.session_reused)
-                outcome.info = SecurityInfo.from_sslobject(tls_client)
                 outcome.peer_der = tls_client.getpeercert(binary_form=True)
+                name, _, bits = outcome.cipher or ("", "", 0)
+                outcome.info = SecurityInfo(
+                    outcome.version or "",
+                    name,
+                    int(bits or 0),
+                    outcome.alpn,
+                    outcome.reused,
+                    outcome.peer_der,
+                )
                 outcome.session = tls_client.session
             except OSError as exc:
                 outcome.error = exc

@@ -1,4 +1,5 @@
-"""The TLS record engine: I/O over TLS, resumption, threads, and the duplex stress test."""
+"""The TLS engine and its blocking driver: I/O over TLS, how a stream ends, resumption, threads,
+the duplex stress test, and the engine alone over memory BIOs (no sockets)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from conftest import Server, open_fds
 
 import inetkit
 from inetkit import ErrorCode, Option, SecurityCredentials
+from inetkit._core.tls_engine import MAX_RECORD, SEND_SLICE, WANT_READ, TLSEngine
+from inetkit._tls import get_context
 
 pytestmark = pytest.mark.usefixtures("fresh_tls_caches")
 
@@ -203,8 +206,6 @@ def test_handshake_failure_leaves_no_socket(pki: PKI, make_server: Callable[...,
 
 #: Bytes each way: 64 MiB, as the TLS issue asks.
 STRESS_BYTES = 64 * 1024 * 1024
-#: Records of random sizes from 1 byte to the TLS maximum plaintext (16 KiB).
-MAX_RECORD = 16 * 1024
 #: Generous bound; the test normally takes a few seconds.
 STRESS_LIMIT = 90.0
 
@@ -332,3 +333,469 @@ def test_is_readable_ignores_tls_housekeeping(
         conn.write(b"x")
         assert conn.is_readable(2) is True
         assert conn.read() == b"x"
+
+
+# -- how a TLS stream ends, and what a write reports -----------------------------------
+
+
+def answer_then(
+    context: ssl.SSLContext, answer: bytes, *, close_notify: bool
+) -> Callable[[socket.socket], None]:
+    """A server that reads one line, sends ``answer``, and ends with or without close_notify."""
+
+    def handler(sock: socket.socket) -> None:
+        try:
+            tls = context.wrap_socket(sock, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        try:
+            tls.recv(100)
+            tls.sendall(answer)
+            if close_notify:
+                tls.unwrap().close()
+            else:
+                tls.close()  # SSLSocket.close: the TCP FIN without close_notify
+        except (ssl.SSLError, OSError):
+            tls.close()
+
+    return handler
+
+
+def test_bare_fin_reads_as_truncation(
+    pki: PKI, make_server: Callable[..., Server], creds: SecurityCredentials
+) -> None:
+    context = pki.servers["valid"].context()
+    server = make_server(answer_then(context, b"partial answer\nno end", close_notify=False))
+    with inetkit.connect(
+        "localhost", server.port, options=Option.SECURE, credentials=creds, timeout=5
+    ) as conn:
+        conn.write(b"GET\n")
+        assert conn.read_line() == b"partial answer\n"
+        assert conn.read(100) == b"no end"  # the data before the cut is delivered
+        assert conn.is_readable(2) is True  # the end is there to report
+        for _ in range(2):
+            with pytest.raises(inetkit.ConnectionClosedError) as info:
+                conn.read()
+            assert info.value.code is ErrorCode.TLS_TRUNCATED
+            assert str(server.port) in str(info.value)
+
+
+def test_close_notify_reads_as_the_end(
+    pki: PKI, make_server: Callable[..., Server], creds: SecurityCredentials
+) -> None:
+    context = pki.servers["valid"].context()
+    server = make_server(answer_then(context, b"complete answer\n", close_notify=True))
+    with inetkit.connect(
+        "localhost", server.port, options=Option.SECURE, credentials=creds, timeout=5
+    ) as conn:
+        conn.write(b"GET\n")
+        assert conn.read_line() == b"complete answer\n"
+        assert conn.read() == b""
+        assert conn.read() == b""
+
+
+def test_plain_bare_fin_is_still_a_clean_end(make_server: Callable[..., Server]) -> None:
+    """The twin: without TLS there is no close_notify to miss."""
+
+    def handler(sock: socket.socket) -> None:
+        sock.recv(100)
+        sock.sendall(b"bye\n")
+        sock.close()
+
+    server = make_server(handler)
+    with inetkit.connect("127.0.0.1", server.port, timeout=5) as conn:
+        conn.write(b"GET\n")
+        assert conn.read_line() == b"bye\n"
+        assert conn.read() == b""
+
+
+def hashing_server(context: ssl.SSLContext) -> Callable[[socket.socket], None]:
+    """Reads a 16-byte length, then that many bytes, and answers their SHA-256."""
+
+    def handler(sock: socket.socket) -> None:
+        try:
+            with context.wrap_socket(sock, server_side=True) as tls:
+                header = b""
+                while len(header) < 16:
+                    header += tls.recv(16 - len(header))
+                left = int(header)
+                digest = hashlib.sha256()
+                while left:
+                    chunk = tls.recv(min(left, 65536))
+                    if not chunk:
+                        return
+                    digest.update(chunk)
+                    left -= len(chunk)
+                tls.sendall(digest.digest())
+                tls.recv(1)
+        except (ssl.SSLError, OSError):
+            pass
+
+    return handler
+
+
+def test_large_write_arrives_whole(
+    pki: PKI, make_server: Callable[..., Server], creds: SecurityCredentials
+) -> None:
+    server = make_server(hashing_server(pki.servers["valid"].context()))
+    payload = random.Random(7).randbytes(5 * SEND_SLICE + 7)  # slices and a tail
+    with inetkit.connect(
+        "localhost", server.port, options=Option.SECURE, credentials=creds, timeout=10
+    ) as conn:
+        assert conn.write(str(len(payload)).rjust(16).encode()) == 16
+        assert conn.write(payload) == len(payload)
+        assert conn.read_exactly(32) == hashlib.sha256(payload).digest()
+
+
+def test_failed_write_counts_plaintext_of_whole_slices(
+    pki: PKI, make_server: Callable[..., Server], creds: SecurityCredentials
+) -> None:
+    """A write that times out part-way reports the plaintext of the slices that went out."""
+    stop = threading.Event()
+
+    def handshake_then_stall(sock: socket.socket) -> None:
+        try:
+            with pki.servers["valid"].context().wrap_socket(sock, server_side=True):
+                stop.wait(10)  # never reads: the client's write fills the socket buffers
+        except (ssl.SSLError, OSError):
+            pass
+
+    server = make_server(handshake_then_stall)
+    total = 64 * 1024 * 1024  # far more than the kernel buffers hold
+    try:
+        with inetkit.connect(
+            "localhost", server.port, options=Option.SECURE, credentials=creds, timeout=5
+        ) as conn:
+            conn.timeout = 0.5
+            with pytest.raises(inetkit.InetTimeoutError) as info:
+                conn.write(bytes(total))
+            sent = info.value.bytes_sent
+            assert sent is not None and 0 < sent < total
+            # Plaintext of whole slices: ciphertext counts (records carry 22
+            # bytes each of header and tag) would not be multiples of it.
+            assert sent % SEND_SLICE == 0
+            with pytest.raises(inetkit.InetTimeoutError):  # the handle stays unusable
+                conn.write(b"more")
+    finally:
+        stop.set()
+
+
+# -- the engine without sockets -----------------------------------------------------
+#
+# A client TLSEngine against a server ssl.SSLObject over memory BIOs; the
+# tests move the bytes by hand and pass a made-up clock.
+
+
+TARGET = "localhost port 443 (memory)"
+
+
+class Peer:
+    """A server `ssl.SSLObject` over memory BIOs, wired to a client engine by hand."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self.incoming = ssl.MemoryBIO()
+        self.outgoing = ssl.MemoryBIO()
+        self.obj = context.wrap_bio(self.incoming, self.outgoing, server_side=True)
+        self.done = False
+        self.error: ssl.SSLError | None = None
+
+    def step(self) -> None:
+        """Take what the client sent; answer it (a refusal leaves its alert in ``outgoing``)."""
+        if not self.done and self.error is None:
+            try:
+                self.obj.do_handshake()
+                self.done = True
+            except ssl.SSLWantReadError:
+                pass
+            except ssl.SSLError as exc:
+                self.error = exc
+
+    def read_all(self) -> bytes:
+        chunks = []
+        for _ in range(10_000):  # bounded: each pass takes one record
+            try:
+                data = self.obj.read(MAX_RECORD)
+            except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                break
+            if not data:
+                break
+            chunks.append(data)
+        return b"".join(chunks)
+
+
+def to_server(engine: TLSEngine, peer: Peer) -> None:
+    peer.incoming.write(engine.data_to_send())
+
+
+def to_client(peer: Peer, engine: TLSEngine, piece: int | None = None) -> None:
+    data = peer.outgoing.read()
+    if piece is None:
+        if data:
+            engine.receive(data)
+        return
+    for start in range(0, len(data), piece):
+        engine.receive(data[start : start + piece])
+
+
+def handshake(engine: TLSEngine, peer: Peer, clock: Iterator[float] | None = None) -> None:
+    times = clock or iter(range(1000))
+    for _ in range(10):  # bounded: a TLS 1.3 handshake takes two client steps
+        done = engine.handshake(float(next(times)))
+        to_server(engine, peer)
+        peer.step()
+        if done:
+            return
+        to_client(peer, engine)
+    raise AssertionError("the handshake did not finish")
+
+
+def read_everything(engine: TLSEngine, size: int = 65536) -> bytes:
+    out = bytearray()
+    buf = bytearray(size)
+    for _ in range(100_000):  # bounded: each pass returns data or stops
+        count = engine.read_into(memoryview(buf))
+        if count in (WANT_READ, 0):
+            break
+        out += buf[:count]
+    return bytes(out)
+
+
+@pytest.fixture
+def client_context(pki: PKI) -> ssl.SSLContext:
+    return get_context(SecurityCredentials(ca_file=str(pki.ca_file)), Option.SECURE)
+
+
+@pytest.fixture
+def pair(pki: PKI, client_context: ssl.SSLContext) -> tuple[TLSEngine, Peer]:
+    engine = TLSEngine(client_context, "localhost", target=TARGET)
+    peer = Peer(pki.servers["valid"].context())
+    return engine, peer
+
+
+def test_engine_handshake_and_what_it_reports(pair: tuple[TLSEngine, Peer]) -> None:
+    engine, peer = pair
+    assert engine.handshake(100.0) is False  # the ClientHello is out, the answer is needed
+    hello = engine.data_to_send()
+    assert hello[:1] == b"\x16"  # a handshake record
+    peer.incoming.write(hello)
+    peer.step()
+    to_client(peer, engine)
+    assert engine.handshake(100.25) is True
+    assert engine.rtt == pytest.approx(0.25)  # from the clock the driver passed in
+    to_server(engine, peer)
+    peer.step()
+    assert peer.done
+    info = engine.security_info(engine)
+    assert info.protocol == "TLSv1.3"
+    assert info.cipher_bits >= 128
+    assert info.session_reused is False
+    assert info.peer_certificate is not None
+    assert info.peer_certificate.common_name == "localhost"
+
+
+def test_engine_data_both_ways(pair: tuple[TLSEngine, Peer]) -> None:
+    engine, peer = pair
+    handshake(engine, peer)
+    payload = bytes(range(256)) * 1000  # 256,000 bytes: several slices
+    view = memoryview(payload)
+    sent = 0
+    steps = 0
+    while sent < len(payload):
+        taken = engine.write(view, sent)
+        assert 0 < taken <= SEND_SLICE
+        sent += taken
+        steps += 1
+        to_server(engine, peer)
+    assert steps == -(-len(payload) // SEND_SLICE)
+    assert peer.read_all() == payload
+    answer = bytes(range(200)) * 500
+    peer.obj.write(answer)
+    to_client(peer, engine)
+    assert read_everything(engine, 1000) == answer
+    assert engine.read_into(memoryview(bytearray(10))) == WANT_READ
+
+
+def test_engine_records_split_at_every_byte(pair: tuple[TLSEngine, Peer]) -> None:
+    """Records that arrive a few bytes at a time are still read exactly (the framing)."""
+    engine, peer = pair
+    handshake(engine, peer)
+    answer = b"".join(bytes([n]) * 700 for n in range(40))
+    for start in range(0, len(answer), 7000):
+        peer.obj.write(answer[start : start + 7000])
+    got = bytearray()
+    data = peer.outgoing.read()
+    for index in range(0, len(data), 3):
+        engine.receive(data[index : index + 3])
+        got += read_everything(engine, 500)
+    assert bytes(got) == answer
+
+
+def test_engine_read_returns_bytes_a_record_at_most(pair: tuple[TLSEngine, Peer]) -> None:
+    engine, peer = pair
+    handshake(engine, peer)
+    assert engine.read(100) is None
+    peer.obj.write(b"y" * (MAX_RECORD * 2))
+    to_client(peer, engine)
+    first = engine.read(1 << 20)
+    assert first == b"y" * MAX_RECORD
+    assert engine.read(10) == b"y" * 10
+    assert engine.pending() == MAX_RECORD - 10
+
+
+def test_engine_close_notify_is_a_clean_end(pair: tuple[TLSEngine, Peer]) -> None:
+    engine, peer = pair
+    handshake(engine, peer)
+    peer.obj.write(b"last words")
+    try:
+        peer.obj.unwrap()
+    except ssl.SSLWantReadError:
+        pass  # the server's close_notify is out; it does not wait for ours
+    to_client(peer, engine)
+    engine.receive_eof()
+    buf = memoryview(bytearray(100))
+    count = engine.read_into(buf)
+    assert bytes(buf[:count]) == b"last words"
+    assert engine.read_into(buf) == 0
+    assert engine.read_into(buf) == 0  # and stays ended
+    assert engine.read(10) == b""
+    assert engine.failure is None
+
+
+def test_engine_eof_without_close_notify_is_truncation(pair: tuple[TLSEngine, Peer]) -> None:
+    engine, peer = pair
+    handshake(engine, peer)
+    peer.obj.write(b"cut off here")
+    to_client(peer, engine)
+    engine.receive_eof()  # a bare TCP FIN
+    buf = memoryview(bytearray(100))
+    count = engine.read_into(buf)
+    assert bytes(buf[:count]) == b"cut off here"  # the data before the cut is delivered
+    for _ in range(2):  # then the truncation, every time
+        with pytest.raises(inetkit.ConnectionClosedError) as info:
+            engine.read_into(buf)
+        assert info.value.code is ErrorCode.TLS_TRUNCATED
+        assert TARGET in str(info.value)
+    with pytest.raises(inetkit.ConnectionClosedError):
+        engine.read(10)
+    assert engine.take_records() is True  # a read would not wait: it reports the end
+
+
+def test_engine_eof_inside_a_record_is_truncation(pair: tuple[TLSEngine, Peer]) -> None:
+    engine, peer = pair
+    handshake(engine, peer)
+    peer.obj.write(b"whole")
+    peer.obj.write(b"never complete")
+    data = peer.outgoing.read()
+    engine.receive(data[:-5])  # the second record loses its tail
+    engine.receive_eof()
+    buf = memoryview(bytearray(100))
+    count = engine.read_into(buf)
+    assert bytes(buf[:count]) == b"whole"
+    with pytest.raises(inetkit.ConnectionClosedError) as info:
+        engine.read_into(buf)
+    assert info.value.code is ErrorCode.TLS_TRUNCATED
+
+
+def test_engine_garbage_fails_the_handshake(client_context: ssl.SSLContext) -> None:
+    engine = TLSEngine(client_context, "localhost", target=TARGET)
+    assert engine.handshake(0.0) is False
+    engine.data_to_send()
+    engine.receive(b"220 smtp.example.com ESMTP ready\r\n")
+    with pytest.raises(inetkit.SecurityError) as info:
+        engine.handshake(0.1)
+    assert info.value.code is ErrorCode.HANDSHAKE_FAILED
+    assert "not TLS" in str(info.value)
+    assert TARGET in str(info.value)
+
+
+def test_engine_eof_during_the_handshake(client_context: ssl.SSLContext) -> None:
+    engine = TLSEngine(client_context, "localhost", target=TARGET)
+    engine.handshake(0.0)
+    engine.receive_eof()
+    with pytest.raises(inetkit.SecurityError) as info:
+        engine.handshake(0.1)
+    assert info.value.code is ErrorCode.HANDSHAKE_FAILED
+    assert "closed the connection during the handshake" in str(info.value)
+
+
+def test_engine_untrusted_certificate_sends_an_alert(pki: PKI) -> None:
+    foreign = get_context(SecurityCredentials(ca_file=str(pki.foreign_ca_file)), Option.SECURE)
+    engine = TLSEngine(foreign, "localhost", target=TARGET)
+    peer = Peer(pki.servers["valid"].context())
+    with pytest.raises(inetkit.CertificateError) as info:
+        handshake(engine, peer)
+    assert info.value.code is ErrorCode.CERTIFICATE_UNTRUSTED
+    alert = engine.data_to_send()
+    assert alert[:1] == b"\x15"  # our alert record, for the driver to send
+
+
+def test_engine_server_alert_after_the_handshake(pki: PKI, client_context: ssl.SSLContext) -> None:
+    """TLS 1.3: the server's verdict on a missing client certificate comes as an alert on the first read."""
+    engine = TLSEngine(client_context, "localhost", target=TARGET)
+    peer = Peer(pki.servers["valid"].context(client_ca=pki.ca_file))
+    handshake(engine, peer)  # completes on the client's side
+    assert peer.error is not None  # the server refused, with an alert
+    to_client(peer, engine)
+    assert engine.take_records() is True  # the alert is there, and no data was lost
+    with pytest.raises(inetkit.SecurityError) as info:
+        engine.read_into(memoryview(bytearray(10)))
+    assert info.value.code is ErrorCode.CLIENT_CERTIFICATE_REQUIRED
+    with pytest.raises(inetkit.SecurityError) as again:
+        engine.write(memoryview(b"ping"))
+    assert again.value.code is ErrorCode.CLIENT_CERTIFICATE_REQUIRED
+
+
+def test_engine_tls12_alert_during_the_handshake(pki: PKI, client_context: ssl.SSLContext) -> None:
+    engine = TLSEngine(client_context, "localhost", target=TARGET)
+    server = pki.servers["valid"].context(client_ca=pki.ca_file, max_version=ssl.TLSVersion.TLSv1_2)
+    peer = Peer(server)
+    with pytest.raises(inetkit.SecurityError) as info:
+        handshake(engine, peer)
+    assert peer.error is not None
+    assert info.value.code is ErrorCode.HANDSHAKE_FAILED  # alert 40, no certificate given
+    assert "client certificate" in str(info.value)
+
+
+def test_engine_take_records_keeps_the_data(pair: tuple[TLSEngine, Peer]) -> None:
+    engine, peer = pair
+    handshake(engine, peer)
+    assert engine.take_records() is False
+    to_client(peer, engine)  # the server's session tickets
+    assert engine.heard_since_handshake is True
+    assert engine.take_records() is False  # tickets only: a read would wait
+    session = engine.session()
+    assert session is not None and session.has_ticket
+    peer.obj.write(b"hello")
+    to_client(peer, engine)
+    assert engine.take_records() is True
+    assert engine.pending() == 5
+    assert read_everything(engine) == b"hello"
+
+
+def test_engine_resumes_a_session(pki: PKI, client_context: ssl.SSLContext) -> None:
+    server = pki.servers["valid"].context()
+    first = TLSEngine(client_context, "localhost", target=TARGET)
+    peer = Peer(server)
+    handshake(first, peer)
+    to_client(peer, first)
+    first.take_records()
+    session = first.session()
+    second = TLSEngine(client_context, "localhost", session=session, target=TARGET)
+    handshake(second, Peer(server))
+    assert second.session_reused is True
+
+
+def test_engine_close_notify_goes_out(pair: tuple[TLSEngine, Peer]) -> None:
+    engine, peer = pair
+    handshake(engine, peer)
+    engine.close_notify()
+    to_server(engine, peer)
+    assert peer.obj.read(10) == b""  # the server sees a clean end
+
+
+def test_engine_gives_bytes_that_are_not_records_to_openssl(pair: tuple[TLSEngine, Peer]) -> None:
+    engine, peer = pair
+    handshake(engine, peer)
+    engine.receive(b"\x00garbage that is not a TLS record")
+    with pytest.raises(inetkit.SecurityError):
+        engine.read_into(memoryview(bytearray(100)))

@@ -1,0 +1,526 @@
+"""The TLS engine: one `ssl.SSLObject` over two `ssl.MemoryBIO`, and no I/O.
+
+Theory of operation
+-------------------
+The engine is trio's ``SSLStream._retry`` without the stream: every step is
+one call into the `SSLObject`, and its result says exactly what I/O the
+driver has to do next. Bytes the server sent go in with `receive` (or
+`receive_eof` when the TCP stream ended); bytes for the server come out of
+`data_to_send`. The steps:
+
+* `handshake` -- True when done; False means "send `data_to_send`, then
+  receive". The driver passes the current time, from which the engine takes
+  the handshake round-trip time (ClientHello out to the first answer in).
+* `read_into` -- decrypt into the caller's buffer: a count, ``0`` for a clean
+  end (the server's close_notify), or `WANT_READ`. A stream that ends without
+  close_notify (a bare TCP FIN, an attacker's cut) raises
+  `ConnectionClosedError` (``TLS_TRUNCATED``) once the data before it has
+  been delivered; an alert raises its `SecurityError`. Such an end is
+  sticky: every later read reports it again.
+* `take_records` -- process what was received (session tickets, alerts)
+  without giving up application data: at most one byte is decrypted and kept
+  for the next read (``SSLObject`` has no peek).
+* `write` -- encrypt one slice (`SEND_SLICE`) of the caller's data. Slices
+  keep the ciphertext in memory small (not the whole buffer at once) and let
+  the driver count exactly the plaintext whose records were sent.
+* `close_notify` -- our end of the stream.
+
+Errors go through `map_ssl_error` (``_tls.errors``), the TLS half of
+inetkit's one translator.
+
+The engine holds no socket, lock, wait or clock. Its caller serializes calls
+into it: OpenSSL forbids concurrent use of one ``SSL`` object (the blocking
+driver ``_tls_io`` holds its engine lock around every call).
+
+Received bytes do not go into OpenSSL as they come. A `ssl.MemoryBIO` keeps
+the largest amount it ever held (OpenSSL's ``BUF_MEM`` grows by a third and
+never shrinks), so a driver that pushed 64 KiB receives into it would leave
+every handle that once read in bulk holding about 87 KiB. The engine keeps
+what was received (``_inbox``) and gives OpenSSL whole records, about one
+full record (`FEED_BATCH`) at a time, when a read needs them: it reads the
+5-byte record headers (RFC 8446 section 5.1) to find where records end. A
+record that is still incomplete stays in the engine (``_carry``, copied out
+so that the receive buffer it came in is freed). OpenSSL therefore never
+meets half a record, and a read never has to fail with "want more input"
+(an exception, microseconds each) just to learn that a record is
+incomplete. Before the handshake is done, bytes go in `HANDSHAKE_PIECE` at
+a time instead. OpenSSL reads records exactly (CPython leaves read-ahead
+off), so when the handshake ends the stream is at a record boundary. Bytes
+that do not look like TLS records are given to OpenSSL as they are, which
+then reports them.
+"""
+
+from __future__ import annotations
+
+import ssl
+import sys
+from typing import Final
+
+from .._errors import InetError, SecurityError
+from .._tls.certinfo import DerSource, SecurityInfo
+from .._tls.errors import map_ssl_error, truncated_error
+
+__all__ = ["MAX_RECORD", "SEND_SLICE", "WANT_READ", "TLSEngine"]
+
+#: `read_into` result: nothing to decrypt until more bytes are received.
+WANT_READ: Final = -1
+#: Largest TLS record payload (RFC 8446 section 5.1); one SSL_read returns at most this.
+MAX_RECORD: Final = 16384
+#: Plaintext encrypted per `write` step: four full records. Bounds the
+#: ciphertext held at once to 64 KiB and a bit (the outgoing BIO keeps
+#: about 87 KiB after a bulk send), while a bulk send makes one system call
+#: and one round of Python per 64 KiB, where ``SSLSocket`` makes four calls.
+SEND_SLICE: Final = 4 * MAX_RECORD
+#: Whole records given to OpenSSL at once after the handshake (at least
+#: one): the incoming BIO then never holds more than about one full record
+#: (16 KiB of payload, 256 bytes of expansion, the 5-byte header).
+FEED_BATCH: Final = MAX_RECORD + 256 + 5
+#: TLS record header: content type (1), legacy version (2), length (2).
+HEADER: Final = 5
+#: Content types a record may carry (change_cipher_spec .. heartbeat).
+_RECORD_TYPES = frozenset(range(20, 25))
+#: Handshake bytes given to OpenSSL at once. The incoming BIO keeps its
+#: largest size for the connection's life; 512 bytes at a time keep that
+#: small, for about one extra handshake step (2 us) per kilobyte received.
+HANDSHAKE_PIECE: Final = 512
+
+_EMPTY = memoryview(b"")
+#: One string per protocol name: every handle shares it.
+_PROTOCOLS = {name: name for name in ("SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")}
+
+
+class TLSEngine:
+    """A TLS client connection as a state machine: bytes in, bytes out, one step at a time."""
+
+    __slots__ = (
+        "_carry",
+        "_done",
+        "_eof",
+        "_failure",
+        "_framed",
+        "_heard",
+        "_hello_at",
+        "_inbox",
+        "_incoming",
+        "_obj",
+        "_outgoing",
+        "_peeked",
+        "credentials_given",
+        "ended",
+        "rtt",
+        "target",
+    )
+
+    def __init__(
+        self,
+        context: ssl.SSLContext,
+        server_name: str,
+        *,
+        session: ssl.SSLSession | None = None,
+        target: str,
+        credentials_given: bool = False,
+    ) -> None:
+        """A client engine for ``server_name`` (SNI for names; checked against the certificate).
+
+        ``session`` is offered for resumption; ``target`` names host, port and
+        address in error messages; ``credentials_given`` says whether a client
+        certificate was configured (it decides how some alerts are explained).
+        """
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        # server_hostname drives both SNI (names only) and hostname/IP checks.
+        self._obj = context.wrap_bio(
+            self._incoming, self._outgoing, server_hostname=server_name, session=session
+        )
+        self.target = target
+        self.credentials_given = credentials_given
+        self._done = False
+        self._heard = False  # bytes arrived after the handshake (tickets, data)
+        self._hello_at: float | None = None
+        self._inbox = _EMPTY  # received, not yet given to OpenSSL
+        self._carry = b""  # after the handshake: the start of an incomplete record
+        self._framed = True  # the stream looks like TLS records (see the header)
+        self._eof = False  # the TCP stream ended (after the handshake)
+        self._peeked = b""  # at most one byte decrypted by take_records
+        self._failure: InetError | None = None  # the sticky end: an alert or a truncation
+        self.ended = False  # the server's close_notify was read
+        self.rtt: float | None = None  # ClientHello sent -> first answer, seconds
+
+    # -- bytes in, bytes out -------------------------------------------
+
+    def receive(self, data: bytes | bytearray | memoryview) -> None:
+        """Bytes the server sent (ciphertext), in order.
+
+        They are kept (not copied) until OpenSSL needs them: pass an object
+        that is not changed afterwards, such as the ``bytes`` of a receive.
+        """
+        if self._done:
+            self._heard = True
+            if not self._framed:
+                self._incoming.write(data)
+                return
+        if self._inbox:
+            self._inbox = memoryview(bytes(self._inbox) + bytes(data))
+        else:
+            self._inbox = memoryview(data)
+
+    def receive_eof(self) -> None:
+        """The TCP stream from the server ended."""
+        if not self._done:
+            self._give_all()
+            self._incoming.write_eof()
+        else:
+            self._heard = True
+            self._eof = True  # given to OpenSSL once the whole records before it were read
+
+    def data_to_send(self) -> bytes:
+        """Everything the engine produced for the server so far (``b""`` if nothing)."""
+        return self._outgoing.read()
+
+    @property
+    def output_pending(self) -> int:
+        """How many bytes `data_to_send` would return."""
+        return self._outgoing.pending
+
+    # -- steps ---------------------------------------------------------
+
+    def handshake(self, now: float) -> bool:
+        """One handshake step: True when done, False when it needs the server's answer.
+
+        On False, send `data_to_send` and then `receive` what comes back (or
+        `receive_eof`) before calling again. ``now`` is the driver's clock
+        (seconds); the first two calls give the round-trip time, `rtt`.
+        Raises `SecurityError` (also a `CertificateError`); `data_to_send`
+        then holds our alert, which is worth sending.
+
+        The server's flight goes into OpenSSL `HANDSHAKE_PIECE` bytes at a
+        time, each consumed before the next: the incoming BIO keeps the
+        largest size it ever held, and on an idle handle that is most of
+        what it costs beyond OpenSSL's own state.
+        """
+        obj = self._obj
+        if self._hello_at is not None and self.rtt is None:
+            self.rtt = now - self._hello_at  # the first call after the server answered
+            self._hello_at = None
+        while True:
+            try:
+                obj.do_handshake()
+            except ssl.SSLWantReadError:
+                inbox = self._inbox
+                if inbox:
+                    self._incoming.write(inbox[:HANDSHAKE_PIECE])
+                    self._inbox = inbox[HANDSHAKE_PIECE:] if len(inbox) > HANDSHAKE_PIECE else _EMPTY
+                    continue
+                if self._incoming.eof:
+                    # OpenSSL waits for more, but no more will come.
+                    raise map_ssl_error(
+                        ssl.SSLEOFError(ssl.SSL_ERROR_EOF, "EOF occurred in violation of protocol"),
+                        target=self.target,
+                        credentials_given=self.credentials_given,
+                    ) from None
+                if self.rtt is None and self._hello_at is None:
+                    self._hello_at = now  # our first flight is about to leave
+                return False
+            except ssl.SSLError as exc:
+                raise map_ssl_error(
+                    exc, target=self.target, credentials_given=self.credentials_given
+                ) from exc
+            break
+        self._done = True
+        # OpenSSL stopped at the end of the handshake's last record; what it
+        # did not read (a TLS 1.3 ticket that came with it) starts a record.
+        rest = self._incoming.read()
+        if rest or self._inbox:
+            self._inbox = memoryview(rest + bytes(self._inbox))
+            self._heard = True
+        return True
+
+    def read_into(self, view: memoryview) -> int:
+        """Decrypt into ``view``: the count, ``0`` at a clean end, or `WANT_READ`.
+
+        Records already received fill the rest of ``view`` without waiting
+        (fewer steps per byte); the step returns as soon as any data is
+        there. Raises `ConnectionClosedError` (``TLS_TRUNCATED``) when the
+        stream ended without close_notify, and the mapped `SecurityError`
+        for an alert; both only after the data before them was returned.
+        """
+        size = len(view)
+        if not size:
+            return 0
+        obj = self._obj
+        if self._peeked:
+            view[0] = self._peeked[0]
+            self._peeked = b""
+            # Already decrypted plaintext: read without touching the records.
+            extra = min(obj.pending(), size - 1)
+            return 1 + (obj.read(extra, view[1:]) if extra else 0)  # type: ignore[operator]
+        if self._failure is not None:
+            raise self._failure.with_traceback(None)
+        if self.ended:
+            return 0
+        while True:
+            if not self._ready():
+                return WANT_READ
+            try:
+                # With a buffer, SSLObject.read returns the count (typeshed says bytes).
+                count: int = obj.read(size, view)  # type: ignore[assignment]
+                break
+            except ssl.SSLWantReadError:
+                continue  # those records were not application data (tickets): the next ones
+            except ssl.SSLError as exc:
+                failure = self._end(exc)
+                if failure is None:
+                    return 0
+                raise failure from exc
+        if not count:
+            self.ended = True  # CPython returns 0 for close_notify before we sent ours
+            return 0
+        # Whole records already received fill the rest of the view: fewer
+        # steps per byte. OpenSSL holds no plaintext here (the last read
+        # returned less than asked, or the view is full).
+        incoming = self._incoming
+        while count < size and (incoming.pending or self._give_records()):
+            try:
+                more: int = obj.read(size - count, view[count:])  # type: ignore[assignment]
+            except ssl.SSLWantReadError:
+                break  # a record that was not application data (a ticket)
+            except ssl.SSLError as exc:
+                self._end(exc)  # reported by the next call, after this data
+                break
+            if not more:
+                self.ended = True
+                break
+            count += more
+        return count
+
+    def read(self, max_bytes: int) -> bytes | None:
+        """Like `read_into`, returning the bytes (``b""`` at a clean end), or None for `WANT_READ`.
+
+        At most one record's plaintext per call, as ``SSLSocket.recv`` returns.
+        """
+        if self._peeked:
+            data = self._peeked
+            self._peeked = b""
+            extra = min(self._obj.pending(), max_bytes - 1)
+            return data + self._obj.read(extra) if extra else data
+        if self._failure is not None:
+            raise self._failure.with_traceback(None)
+        if self.ended:
+            return b""
+        while True:
+            if not self._ready():
+                return None
+            try:
+                data = self._obj.read(min(max_bytes, MAX_RECORD))
+                break
+            except ssl.SSLWantReadError:
+                continue  # not application data (tickets): the next records
+            except ssl.SSLError as exc:
+                failure = self._end(exc)
+                if failure is None:
+                    return b""
+                raise failure from exc
+        if not data:
+            self.ended = True
+        return data
+
+    def take_records(self) -> bool:
+        """Process the records received so far; True when a read would not wait.
+
+        Session tickets and key updates are consumed; an alert or the end of
+        the stream is recorded for the next read; of application data one
+        byte is decrypted and kept (the rest stays in OpenSSL's buffer).
+        """
+        if self._peeked or self._failure is not None or self.ended or self._obj.pending():
+            return True
+        while True:
+            if not self._ready():
+                return False
+            try:
+                data = self._obj.read(1)
+                break
+            except ssl.SSLWantReadError:
+                continue  # not application data (tickets): the next records
+            except ssl.SSLError as exc:
+                self._end(exc)
+                return True
+        if data:
+            self._peeked = data
+        else:
+            self.ended = True
+        return True
+
+    def _end(self, exc: ssl.SSLError) -> InetError | None:
+        """Record how the stream ended: close_notify (None), a cut or an alert (the error)."""
+        if isinstance(exc, ssl.SSLZeroReturnError):
+            self.ended = True
+            return None
+        if isinstance(exc, ssl.SSLEOFError):
+            failure: InetError = truncated_error(self.target)
+        else:
+            failure = map_ssl_error(exc, target=self.target, credentials_given=self.credentials_given)
+        self._failure = failure
+        return failure
+
+    @property
+    def failure(self) -> InetError | None:
+        """The alert (`SecurityError`) or truncation that ended the stream, if one did."""
+        return self._failure
+
+    def pending(self) -> int:
+        """Plaintext bytes a read returns without more input (processing received records)."""
+        if not self._peeked and not self._obj.pending() and (self._inbox or self._incoming.pending):
+            self.take_records()
+        return len(self._peeked) + self._obj.pending()
+
+    # -- giving OpenSSL whole records ----------------------------------
+
+    def _ready(self) -> bool:
+        """Can a read make progress without more input? Gives OpenSSL the next records if needed."""
+        if self._obj.pending() or self._incoming.pending or self._incoming.eof:
+            return True
+        return self._give_records()
+
+    def _give_records(self) -> bool:
+        """Move the next whole records (at least one, about `FEED_BATCH` bytes) into OpenSSL.
+
+        False when no whole record is there (the stream has not ended):
+        reading would only fail for want of input.
+        """
+        if not self._framed:
+            return self._give_all()
+        if self._carry:
+            return self._complete_carry()
+        inbox = self._inbox
+        size = len(inbox)
+        end = 0
+        while end + HEADER <= size:
+            if inbox[end] not in _RECORD_TYPES or inbox[end + 1] != 3:
+                return self._unframed()
+            after = end + HEADER + (inbox[end + 3] << 8 | inbox[end + 4])
+            if after > size or (end and after > FEED_BATCH):
+                break
+            end = after
+        if end:
+            if end < size:
+                self._incoming.write(inbox[:end])
+                self._inbox = inbox[end:]
+            else:
+                self._incoming.write(inbox)
+                self._inbox = _EMPTY
+            return True
+        if size:
+            # Only the start of a record: keep a copy, release the receive buffer.
+            self._carry = bytes(inbox)
+            self._inbox = _EMPTY
+        return self._at_end()
+
+    def _complete_carry(self) -> bool:
+        """Complete the record begun in an earlier receive, if the rest has come."""
+        carry = self._carry
+        inbox = self._inbox
+        head = carry if len(carry) >= HEADER else carry + bytes(inbox[: HEADER - len(carry)])
+        if len(head) >= HEADER:
+            if head[0] not in _RECORD_TYPES or head[1] != 3:
+                return self._unframed()
+            need = HEADER + (head[3] << 8 | head[4]) - len(carry)
+            if len(inbox) >= need:
+                self._incoming.write(carry)
+                self._incoming.write(inbox[:need])
+                self._carry = b""
+                self._inbox = inbox[need:] if need < len(inbox) else _EMPTY
+                return True
+        self._carry = carry + bytes(inbox)
+        self._inbox = _EMPTY
+        return self._at_end()
+
+    def _unframed(self) -> bool:
+        """Not TLS records after all: from now on OpenSSL gets the bytes as they come."""
+        self._framed = False
+        return self._give_all()
+
+    def _give_all(self) -> bool:
+        """Everything received goes to OpenSSL as it is (the handshake, garbage, the end)."""
+        if self._carry:
+            self._incoming.write(self._carry)
+            self._carry = b""
+        if self._inbox:
+            self._incoming.write(self._inbox)
+            self._inbox = _EMPTY
+        if self._eof and not self._incoming.eof:
+            self._incoming.write_eof()
+        return bool(self._incoming.pending or self._incoming.eof)
+
+    def _at_end(self) -> bool:
+        """No whole record is waiting: at the end of the stream OpenSSL gets the rest, and the EOF."""
+        if not self._eof:
+            return False
+        return self._give_all()
+
+    def write(self, data: memoryview, start: int = 0) -> int:
+        """Encrypt the next slice of ``data`` from ``start``; return how many bytes it took.
+
+        At most `SEND_SLICE` bytes per step; the records are then in
+        `data_to_send`. After the server's alert (seen by a read) every write
+        raises that alert's `SecurityError`.
+        """
+        failure = self._failure
+        if isinstance(failure, SecurityError):
+            # The server's alert ended the connection (a read saw it first).
+            raise failure.with_traceback(None)
+        end = start + SEND_SLICE
+        chunk = data[start:end] if start or end < len(data) else data
+        if not len(chunk):
+            return 0
+        try:
+            # A memory BIO never refuses bytes, so the whole slice is taken.
+            return self._obj.write(chunk)
+        except ssl.SSLError as exc:
+            raise map_ssl_error(exc, target=self.target, credentials_given=self.credentials_given) from exc
+
+    def close_notify(self) -> None:
+        """Queue our close_notify (we do not wait for the server's)."""
+        try:
+            self._obj.unwrap()
+        except (ssl.SSLWantReadError, ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            pass  # ours is queued; the server's has not come (or never will)
+        except ssl.SSLError:
+            pass  # a broken connection: there is nothing left to close politely
+
+    # -- what was negotiated -------------------------------------------
+
+    @property
+    def version(self) -> str | None:
+        """``"TLSv1.2"``, ``"TLSv1.3"``, ... once the handshake is done."""
+        return self._obj.version()
+
+    @property
+    def session_reused(self) -> bool:
+        return bool(self._obj.session_reused)
+
+    @property
+    def heard_since_handshake(self) -> bool:
+        """Did anything arrive after the handshake? (A TLS 1.3 ticket can only come so.)"""
+        return self._heard
+
+    def session(self) -> ssl.SSLSession | None:
+        """The current session (CPython copies it: about 0.1-0.3 ms with the certificate)."""
+        return self._obj.session
+
+    def peer_der(self) -> bytes | None:
+        """The server's certificate, DER, or None when it sent none."""
+        return self._obj.getpeercert(binary_form=True)
+
+    def security_info(self, peer_der: bytes | DerSource | None) -> SecurityInfo:
+        """What the handshake settled; ``peer_der`` is the certificate or what fetches it later."""
+        obj = self._obj
+        cipher = obj.cipher()
+        version = obj.version() or ""
+        return SecurityInfo(
+            _PROTOCOLS.get(version, version),
+            sys.intern(cipher[0]) if cipher else "",
+            int(cipher[2] or 0) if cipher else 0,
+            obj.selected_alpn_protocol(),
+            bool(obj.session_reused),
+            peer_der,
+        )
