@@ -598,6 +598,11 @@ class Connection:
                     guard.write_lock.release()
             else:
                 self._transport.sendall(view, deadline)
+        except InetError as exc:
+            if exc.bytes_sent is not None and exc.code is not ErrorCode.INVALID_ARGUMENT:
+                # The transport counts what it sent of this write (plaintext, under TLS).
+                exc.message = f"{exc.message} ({exc.bytes_sent} of {len(view)} bytes were sent)"
+            raise
         finally:
             guard.leave()
         return len(view)
@@ -623,7 +628,9 @@ class Connection:
         return self._ready(timeout, write=True)
 
     def _ready(self, timeout: float | None, *, write: bool) -> bool:
-        if timeout is not None and timeout != 0:
+        # 0 means "poll without waiting" here (check_timeout refuses it); a
+        # bool is refused like everywhere else, though False == 0.
+        if timeout is not None and (timeout != 0 or isinstance(timeout, bool)):
             timeout = check_timeout(timeout, "timeout")
         guard = self._guard
         guard.enter()

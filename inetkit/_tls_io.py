@@ -258,8 +258,15 @@ class TLSTransport:
         slices whose records were all sent; the handle is then unusable (the
         stream may end inside a record).
         """
-        if self.broken is not None:
-            raise self.broken
+        broken = self.broken
+        if broken is not None:
+            # A fresh error each time: the first one belongs to the write that failed.
+            raise type(broken)(
+                f"write to {self.target}: the TLS stream is unusable after an earlier write failed "
+                f"({broken.message})",
+                broken.code,
+                bytes_sent=0,
+            ) from broken
         engine = self.engine
         lock = self._lock
         send = self._send

@@ -99,7 +99,8 @@ class PlainTransport:
         """Send every byte of ``data`` (one datagram for UDP) or raise.
 
         A failure part-way raises with ``bytes_sent`` set to what the kernel
-        accepted before it.
+        accepted before it (`Connection.write` puts the count in the message:
+        under TLS only it knows how much of the caller's data that was).
         """
         sock = self.sock
         total = len(data)
@@ -112,8 +113,6 @@ class PlainTransport:
             except OSError as exc:
                 err = translate_os_error(exc, action="write to", target=self.target)
                 err.bytes_sent = sent
-                if sent:
-                    err.message = f"{err.message} ({sent} of {total} bytes were sent)"
                 raise err from exc
             else:
                 if sent >= total:
@@ -134,7 +133,6 @@ class PlainTransport:
             if not ready:
                 err = self._timed_out("write to")
                 err.bytes_sent = sent
-                err.message = f"{err.message} ({sent} of {total} bytes were sent)"
                 raise err
 
     def pending(self) -> int:

@@ -1,10 +1,9 @@
 """Hostile peers on loopback: trickled handshakes, resets, garbage, truncation, peers that never read.
 
 Every case runs against a real peer (``peers.peer``), inside ``measure``,
-which also checks that no descriptor or thread outlives the case. The
-behaviours that another part of inetkit still has to deliver (TLS_TRUNCATED
-on a bare FIN, plaintext ``bytes_sent`` for TLS writes, a huge connect
-timeout) are pinned in ``test_pending_fixes.py``.
+which also checks that no descriptor or thread outlives the case. TLS_TRUNCATED
+on a bare FIN, plaintext ``bytes_sent`` for TLS writes and a huge connect
+timeout are in ``test_tls_end_and_huge_timeouts.py``.
 """
 
 from __future__ import annotations

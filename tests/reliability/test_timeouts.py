@@ -280,11 +280,6 @@ def test_timeouts_of_the_wrong_type_are_type_errors(value: object) -> None:
                 conn.is_readable(value)  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Connection._ready skips check_timeout when timeout == 0, and False == 0: "
-    "is_readable(False) polls instead of raising TypeError (fix in _connection.py)",
-)
 def test_is_readable_false_is_a_type_error() -> None:
     with silent_listener(2) as port, inetkit.connect("127.0.0.1", port, timeout=5) as conn:
         with pytest.raises(TypeError):
