@@ -376,6 +376,9 @@ class DemoServer:
                     tls.do_handshake()
                     tls.settimeout(POLL_INTERVAL)
                     self._echo_lines(tls)
+                    # End with close_notify (SSLSocket.close sends none): a bare
+                    # FIN is a truncation, which inetkit reports (TLS_TRUNCATED).
+                    tls.unwrap()
             except OSError as exc:  # ssl.SSLError is an OSError
                 logger.debug("demo server: TLS connection ended: %s", exc)
 
