@@ -189,7 +189,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"inetkit {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    commands.add_parser(
+    demo = commands.add_parser(
         "demo",
         parents=[verbose],
         help="run servers on loopback and connect to them (TLS, STARTTLS, UDP, threads)",
@@ -197,6 +197,18 @@ def _build_parser() -> argparse.ArgumentParser:
             "Start echo, TLS and SMTP servers on loopback in this process, connect to them with "
             "inetkit and report what each step negotiated. Sends nothing beyond loopback."
         ),
+    )
+    demo.add_argument(
+        "--serve",
+        action="store_true",
+        help="keep the servers running (until Ctrl-C) and print probe/connect commands to try on them",
+    )
+    demo.add_argument(
+        "--for",
+        dest="serve_for",
+        type=float,
+        metavar="S",
+        help="with --serve: stop after S seconds",
     )
     connect_flags = _connect_flags()
     probe = commands.add_parser(
@@ -229,6 +241,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     with _debug_logging(getattr(args, "verbose", False)):
         try:
             if args.command == "demo":
+                if args.serve:
+                    return serve_demo(sys.stdout, args.serve_for)
+                if args.serve_for is not None:
+                    parser.error("--for goes with --serve")
                 return run_demo(sys.stdout, sys.stderr)
             if args.command == "probe":
                 return run_probe(args, sys.stdout, sys.stderr)
@@ -758,6 +774,57 @@ def _line_round_trip(conn: Connection, text: str) -> float:
     if echoed.rstrip(b"\r\n").decode("utf-8", errors="replace") != text:
         raise DemoFailed(f"sent the line {text!r} but {echoed!r} came back")
     return took
+
+
+def serve_demo(out: TextIO, seconds: float | None) -> int:
+    """Run ``inetkit demo --serve``: the demo's servers until Ctrl-C (or ``seconds``).
+
+    The throwaway CA goes to a file in a new temporary folder (removed at
+    the end), so ``inetkit probe`` and ``inetkit connect`` in another
+    terminal can verify the servers' certificate.
+    """
+    import tempfile
+
+    from ._demo_server import DemoServer
+
+    if seconds is not None and not (seconds > 0 and seconds < float("inf")):
+        print("inetkit demo: --for takes a number of seconds > 0", file=sys.stderr)
+        return EXIT_USAGE
+    with tempfile.TemporaryDirectory(prefix="inetkit-demo-") as folder, DemoServer() as server:
+        assert server.certificates is not None  # made when TLS is on, as here
+        ca_file = f"{folder}/ca.pem"
+        with open(ca_file, "wb") as file:
+            file.write(server.certificates.ca_pem)
+        trust = f"--ca-file {ca_file}"
+        lines = [
+            f"inetkit {__version__} demo servers on {' and '.join(server.addresses)}; "
+            f"they trust nothing but the CA in {ca_file}",
+            f"{INDENT}TCP line echo {server.tcp_port}, UDP echo {server.udp_port}, "
+            f"TLS line echo {server.tls_port}, SMTP with STARTTLS {server.smtp_port}",
+            "Try, in another terminal:",
+            f"{INDENT}inetkit probe localhost {server.tls_port} --secure {trust}",
+            f"{INDENT}inetkit probe localhost {server.smtp_port} --starttls smtp {trust} --json",
+            f"{INDENT}inetkit connect localhost {server.tls_port} --secure {trust}",
+            f"{INDENT}inetkit connect 127.0.0.1 {server.udp_port} --udp",
+            "Serving until Ctrl-C" + (f" or for {seconds:g} s." if seconds is not None else "."),
+        ]
+        print("\n".join(lines), file=out, flush=True)
+        stopped = threading.Event()
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            import signal
+
+            # SIGTERM stops the servers as Ctrl-C does: the CA's folder is removed.
+            previous = signal.signal(signal.SIGTERM, lambda signum, frame: stopped.set())
+        try:
+            # The servers run in their own threads; this one only waits.
+            stopped.wait(seconds)
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+    return 0
 
 
 def run_demo(out: TextIO, err: TextIO) -> int:

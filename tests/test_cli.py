@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import select
 import socket
 import struct
@@ -771,3 +772,53 @@ def test_probe_report_of_a_real_race_says_lost() -> None:
     assert report["addresses"] == ["::1", "127.0.0.1"]
     outcomes = {attempt["address"]: attempt["outcome"] for attempt in report["attempts"]}  # type: ignore[union-attr]
     assert outcomes == {"::1": "lost", "127.0.0.1": "connected"}
+
+
+def test_demo_serve_keeps_the_servers_for_probe_and_connect(tmp_path: Path) -> None:
+    """`inetkit demo --serve`: the newcomer's path from the README to probe and connect."""
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "inetkit", "demo", "--serve", "--for", "30"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert serve.stdout is not None
+        banner = [serve.stdout.readline() for _ in range(3)]
+        ca_file = banner[0].rsplit(" ", 1)[1].strip()
+        ports = dict(re.findall(r"(TLS line echo|SMTP with STARTTLS|UDP echo) (\d+)", banner[1]))
+        probe = run(
+            "-m",
+            "inetkit",
+            "probe",
+            "localhost",
+            ports["SMTP with STARTTLS"],
+            "--starttls",
+            "smtp",
+            "--ca-file",
+            ca_file,
+            "--json",
+        )
+        assert probe.returncode == 0, probe.stderr
+        report = json.loads(probe.stdout)
+        assert report["ok"] is True and report["tls"]["protocol"] == "TLSv1.3"
+        talk = connect_command(
+            "localhost", ports["TLS line echo"], "--secure", "--ca-file", ca_file, stdin=b"hello\n"
+        )
+        assert talk.returncode == 0, talk.stderr
+        assert talk.stdout == b"hello\r\n"
+    finally:
+        serve.terminate()  # SIGTERM: a clean stop, as Ctrl-C
+        code = serve.wait(10)
+        assert serve.stdout is not None and serve.stderr is not None
+        serve.stdout.close()
+        serve.stderr.close()
+    assert code == 0
+    # The CA file went with the servers.
+    assert not Path(ca_file).exists()
+
+
+def test_demo_for_without_serve_is_a_usage_error() -> None:
+    result = run("-m", "inetkit", "demo", "--for", "1")
+    assert result.returncode == 2
+    assert "--for goes with --serve" in result.stderr
