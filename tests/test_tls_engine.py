@@ -630,16 +630,33 @@ def test_engine_records_split_at_every_byte(pair: tuple[TLSEngine, Peer]) -> Non
     assert bytes(got) == answer
 
 
-def test_engine_read_returns_bytes_a_record_at_most(pair: tuple[TLSEngine, Peer]) -> None:
+def test_engine_read_returns_the_records_received_up_to_max_bytes(pair: tuple[TLSEngine, Peer]) -> None:
     engine, peer = pair
     handshake(engine, peer)
     assert engine.read(100) is None
-    peer.obj.write(b"y" * (MAX_RECORD * 2))
+    peer.obj.write(b"y" * (MAX_RECORD * 3))
     to_client(peer, engine)
-    first = engine.read(1 << 20)
-    assert first == b"y" * MAX_RECORD
+    # One call serves several whole records, never more than asked.
+    first = engine.read(MAX_RECORD + 100)
+    assert first == b"y" * (MAX_RECORD + 100)
     assert engine.read(10) == b"y" * 10
-    assert engine.pending() == MAX_RECORD - 10
+    assert engine.read(1 << 20) == b"y" * (MAX_RECORD * 2 - 110)
+    assert engine.read(10) is None
+
+
+def test_engine_read_delivers_data_before_the_end_that_follows_it(pair: tuple[TLSEngine, Peer]) -> None:
+    engine, peer = pair
+    handshake(engine, peer)
+    peer.obj.write(b"a" * MAX_RECORD)
+    peer.obj.write(b"b" * 10)
+    try:
+        peer.obj.unwrap()
+    except ssl.SSLWantReadError:
+        pass  # the server's close_notify is out; it does not wait for ours
+    to_client(peer, engine)
+    engine.receive_eof()
+    assert engine.read(1 << 20) == b"a" * MAX_RECORD + b"b" * 10
+    assert engine.read(1 << 20) == b""
 
 
 def test_engine_close_notify_is_a_clean_end(pair: tuple[TLSEngine, Peer]) -> None:

@@ -296,7 +296,10 @@ class TLSEngine:
     def read(self, max_bytes: int) -> bytes | None:
         """Like `read_into`, returning the bytes (``b""`` at a clean end), or None for `WANT_READ`.
 
-        At most one record's plaintext per call, as ``SSLSocket.recv`` returns.
+        Up to ``max_bytes`` from the records already received (a line reader
+        asks for 64 KiB: one call then serves four full records, not one).
+        An end or an alert met after some data is kept for the next call, so
+        the data comes first.
         """
         if self._peeked:
             data = self._peeked
@@ -322,7 +325,29 @@ class TLSEngine:
                 raise failure from exc
         if not data:
             self.ended = True
-        return data
+            return data
+        got = len(data)
+        if got >= max_bytes:
+            return data
+        chunks = [data]
+        # Bounded: each pass reads a record or stops; housekeeping records
+        # (tickets) between data records take a pass each.
+        for _ in range(max_bytes // MAX_RECORD + 8):
+            if got >= max_bytes or not self._ready():
+                break
+            try:
+                more = self._obj.read(min(max_bytes - got, MAX_RECORD))
+            except ssl.SSLWantReadError:
+                continue
+            except ssl.SSLError as exc:
+                self._end(exc)  # reported by the next call, after this data
+                break
+            if not more:
+                self.ended = True
+                break
+            chunks.append(more)
+            got += len(more)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def take_records(self) -> bool:
         """Process the records received so far; True when a read would not wait.
