@@ -86,7 +86,7 @@ def command(conn: inetkit.Connection, tag: str, text: str, *, shown: str | None 
             if not status.upper().startswith("OK"):
                 raise IMAPFailure(f"{(shown or text).split(' ')[0]} answered {status}")
             return untagged
-        if line.startswith("* BYE"):
+        if line.upper().startswith("* BYE") and text != "LOGOUT":  # to LOGOUT, BYE is the expected answer
             raise IMAPFailure(f"the server is closing the connection: {line[2:]}")
         untagged.append(line)
     raise IMAPFailure(f"no tagged response to {tag} after {MAX_RESPONSE_LINES} lines")
