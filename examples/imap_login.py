@@ -83,7 +83,7 @@ def command(conn: inetkit.Connection, tag: str, text: str, *, shown: str | None 
         print(f"S: {line}")
         if line.startswith(f"{tag} "):
             status = line[len(tag) + 1 :]
-            if not status.upper().startswith("OK"):
+            if status.split(" ", 1)[0].upper() != "OK":
                 raise IMAPFailure(f"{(shown or text).split(' ')[0]} answered {status}")
             return untagged
         if line.upper().startswith("* BYE") and text != "LOGOUT":  # to LOGOUT, BYE is the expected answer

@@ -214,6 +214,19 @@ def test_smtp_submission_example_over_starttls(pki: certs.PKI, aiosmtpd_server: 
     assert b"\n\n.a line that starts with a dot\nthe end\n" in text  # dot-stuffing undone by the server
 
 
+def test_smtp_submission_example_without_auth_is_refused_and_quits(
+    pki: certs.PKI, aiosmtpd_server: Any
+) -> None:
+    """This server takes mail only after AUTH: the refusal is printed, QUIT still sent, exit 1."""
+    port, mailbox = aiosmtpd_server(pki.servers["valid"].context())
+    args = smtp_args(port, pki)
+    result = run("smtp_submission.py", *args[: args.index("--user")])
+    assert result.returncode == 1, f"{result.stdout}\n{result.stderr}"
+    assert "SMTP failure: MAIL answered 530" in result.stderr
+    assert "C: QUIT\nS: 221 " in result.stdout
+    assert mailbox.logins == [] and mailbox.messages == []
+
+
 def test_smtp_submission_example_refused_without_tls(pki: certs.PKI, aiosmtpd_server: Any) -> None:
     port, mailbox = aiosmtpd_server(None)
     result = run("smtp_submission.py", *smtp_args(port, pki), env={"SMTP_PASSWORD": SMTP_PASSWORD})
