@@ -39,7 +39,7 @@ TIMEOUT = 20.0
 MAX_LINE = 8192
 #: Most lines one command's response may have (LIST on a large account has many; this bounds a broken server).
 MAX_RESPONSE_LINES = 100_000
-#: Largest literal (``{n}``) accepted inside a response line: mailbox names, not messages, come back here.
+#: Most literal (``{n}``) bytes accepted in one response line: mailbox names, not messages, come back here.
 MAX_LITERAL = 65536
 #: The environment variable holding the password.
 PASSWORD_ENV = "IMAP_PASSWORD"
@@ -52,9 +52,10 @@ class IMAPFailure(Exception):
 
 
 def response_line(conn: inetkit.Connection) -> str:
-    """One response line, with any literals it carries read in (bounded), without its line end."""
+    """One response line without its line end; literals it carries are read in (bounded) and shown quoted."""
     raw = conn.read_line(MAX_LINE)
     parts: list[bytes] = []
+    literal_bytes = 0
     for _ in range(MAX_RESPONSE_LINES):
         if not raw:
             raise IMAPFailure("the server closed the connection")
@@ -63,8 +64,9 @@ def response_line(conn: inetkit.Connection) -> str:
             parts.append(raw)
             break
         size = int(literal[1])
-        if size > MAX_LITERAL:
-            raise IMAPFailure(f"a literal of {size} bytes in a response (at most {MAX_LITERAL} here)")
+        literal_bytes += size
+        if literal_bytes > MAX_LITERAL:
+            raise IMAPFailure(f"literals of over {MAX_LITERAL} bytes in one response line (not read here)")
         parts.append(raw[: literal.start()] + b'"' + conn.read_exactly(size).replace(b'"', b'\\"') + b'"')
         raw = conn.read_line(MAX_LINE)
     return b"".join(parts).decode("utf-8", "replace").rstrip("\r\n")
