@@ -93,6 +93,7 @@ HEAVY_MODULES = [
     "inetkit._tls",
 ]
 
+
 @pytest.fixture(scope="module")
 def added_by_import() -> dict[str, list[str]]:
     """What a fresh interpreter loads for ``import inetkit`` (on top of what it had)."""
