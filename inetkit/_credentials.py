@@ -447,28 +447,41 @@ def _pem_blocks(data: bytes) -> list[tuple[str, bytes]]:
     return [(m.group(1).decode("ascii"), m.group(0)) for m in _PEM_BLOCK.finditer(data)]
 
 
-def _load_pem_key(block: bytes, password: bytes | None, source: str) -> PrivateKeyTypes:
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+def _load_key(data: bytes, password: bytes | None, source: str, *, der: bool = False) -> PrivateKeyTypes:
+    """A private key from PEM (or ``der``) bytes, its failures told in the user's terms.
 
+    The one loader for a key in a PEM block and for a DER key file: the same
+    password rules hold for both (none given for an encrypted key, a wrong
+    one, one given for a key that needs none), only the words for bytes that
+    hold no key differ.
+    """
+    from cryptography.hazmat.primitives.serialization import load_der_private_key, load_pem_private_key
+
+    load = load_der_private_key if der else load_pem_private_key
     try:
-        return load_pem_private_key(block, password)
+        return load(data, password)
     except TypeError as exc:
         if password is None:
             raise _invalid(
                 f"the private key in {source} is encrypted; give SecurityCredentials(password=...)"
             ) from exc
         # A password was given but this key is not encrypted: use it as it is.
-        return load_pem_private_key(block, None)
+        return load(data, None)
     except ValueError as exc:
         if password is not None and "password" in str(exc).lower():
             raise _invalid(f"wrong password for the private key in {source}") from exc
-        if password is not None and b"ENCRYPTED" in block[:200]:
+        # 200 bytes: "BEGIN ENCRYPTED PRIVATE KEY" (PKCS#8) or "Proc-Type:
+        # 4,ENCRYPTED" (traditional) stand in a PEM block's first lines; DER
+        # carries no such mark.
+        if password is not None and not der and b"ENCRYPTED" in data[:200]:
             # A wrong password usually fails the padding check ("Bad decrypt"),
             # but about one time in 256 the garbage it decrypts to happens to
             # end in valid padding and fails later, as a parse error.
             raise _invalid(
                 f"wrong password for the private key in {source} (or the key is damaged: {exc})"
             ) from exc
+        if der:
+            raise _invalid(f"{source} holds no PEM or DER private key: {exc}") from exc
         raise _invalid(f"cannot read the private key in {source}: {exc}") from exc
     except Exception as exc:  # cryptography raises UnsupportedAlgorithm for exotic keys
         raise _invalid(f"cannot read the private key in {source}: {exc}") from exc
@@ -488,27 +501,8 @@ def _load_pem(
             except ValueError as exc:
                 raise _invalid(f"a certificate in {source} is damaged: {exc}") from exc
         elif label.endswith("PRIVATE KEY"):
-            keys.append(_load_pem_key(block, password, source))
+            keys.append(_load_key(block, password, source))
     return certs, keys
-
-
-def _load_der_key(data: bytes, password: bytes | None, source: str) -> PrivateKeyTypes:
-    from cryptography.hazmat.primitives.serialization import load_der_private_key
-
-    try:
-        return load_der_private_key(data, password)
-    except TypeError:
-        if password is None:
-            raise _invalid(
-                f"the private key in {source} is encrypted; give SecurityCredentials(password=...)"
-            ) from None
-        return load_der_private_key(data, None)
-    except ValueError as exc:
-        if password is not None and "password" in str(exc).lower():
-            raise _invalid(f"wrong password for the private key in {source}") from exc
-        raise _invalid(f"{source} holds no PEM or DER private key: {exc}") from exc
-    except Exception as exc:
-        raise _invalid(f"cannot read the private key in {source}: {exc}") from exc
 
 
 def _load_pkcs12(
@@ -684,7 +678,7 @@ def load_identity(credentials: SecurityCredentials | None) -> Identity | None:
             if not extra:
                 raise _invalid(f"{key_source} holds no private key")
         else:
-            extra = [_load_der_key(key_data, password, key_source)]
+            extra = [_load_key(key_data, password, key_source, der=True)]
         keys = extra + keys
         source = f"{source} with {key_source}"
     leaf, key = _select(certs, keys, credentials.cert_name, source)

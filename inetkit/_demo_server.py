@@ -117,6 +117,47 @@ def _name(common_name: str) -> x509.Name:
     )
 
 
+def _certificate_builder(
+    subject: x509.Name,
+    issuer: x509.Name,
+    key: ec.EllipticCurvePrivateKey,
+    now: datetime.datetime,
+    *,
+    ca: bool,
+) -> x509.CertificateBuilder:
+    """What the CA and the server certificate have in common; ``ca`` says which one it is.
+
+    Both are valid from `NOT_BEFORE_SLACK` before ``now`` for `VALIDITY`,
+    carry critical basic constraints (a CA that signs only end entities, or
+    no CA) and critical key usage: signatures, plus certificate and CRL
+    signing for the CA.
+    """
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - NOT_BEFORE_SLACK)
+        .not_valid_after(now + VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=ca,
+                crl_sign=ca,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+    )
+
+
 def make_certificates() -> DemoCertificates:
     """Make a CA and a server certificate for ``localhost``, ``127.0.0.1`` and ``::1``.
 
@@ -127,55 +168,13 @@ def make_certificates() -> DemoCertificates:
     ca_name = _name("inetkit demo CA")
     ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
     ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - NOT_BEFORE_SLACK)
-        .not_valid_after(now + VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        _certificate_builder(ca_name, ca_name, ca_key, now, ca=True)
         .add_extension(ca_ski, critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
     leaf = (
-        x509.CertificateBuilder()
-        .subject_name(_name(CERT_HOST))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - NOT_BEFORE_SLACK)
-        .not_valid_after(now + VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        _certificate_builder(_name(CERT_HOST), ca_name, key, now, ca=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(
             x509.SubjectAlternativeName(
@@ -222,15 +221,21 @@ def server_context(certs: DemoCertificates) -> ssl.SSLContext:
 # -- the servers ----------------------------------------------------------------
 
 
+def _bind_v4(kind: int) -> socket.socket:
+    """A socket of ``kind`` bound to 127.0.0.1 on a port the kernel picks (closed if that fails)."""
+    v4 = socket.socket(socket.AF_INET, kind)
+    try:
+        v4.bind((LOOPBACK_V4, 0))
+    except BaseException:
+        v4.close()
+        raise
+    return v4
+
+
 def _bind(kind: int) -> list[socket.socket]:
     """Sockets of ``kind`` bound to 127.0.0.1 and, with the same port, ::1 when possible."""
     for _ in range(BIND_TRIES):
-        v4 = socket.socket(socket.AF_INET, kind)
-        try:
-            v4.bind((LOOPBACK_V4, 0))
-        except BaseException:
-            v4.close()
-            raise
+        v4 = _bind_v4(kind)
         port = v4.getsockname()[1]
         try:
             v6 = socket.socket(socket.AF_INET6, kind)
@@ -249,13 +254,7 @@ def _bind(kind: int) -> list[socket.socket]:
             v4.close()
             raise
         return [v4, v6]
-    v4 = socket.socket(socket.AF_INET, kind)
-    try:
-        v4.bind((LOOPBACK_V4, 0))
-    except BaseException:
-        v4.close()
-        raise
-    return [v4]
+    return [_bind_v4(kind)]
 
 
 class DemoServer:

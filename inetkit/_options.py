@@ -23,7 +23,7 @@ from ._errors import (
 )
 from ._log import logger
 
-__all__ = ["KeepAlive", "Option", "Protocol", "apply_socket_options", "bind_reserved_port"]
+__all__ = ["FieldValue", "KeepAlive", "Option", "Protocol", "apply_socket_options", "bind_reserved_port"]
 
 
 @fast_enum(enum.IntFlag)
@@ -59,7 +59,36 @@ for _flag in Option:
 del _flag
 
 
-class KeepAlive:
+class FieldValue:  # noqa: PLW1641 - __eq__ alone leaves it unhashable; KeepAlive hashes its fields
+    """Equality and repr by fields, for the value classes written out by hand.
+
+    Those classes stand where dataclasses would (``import inetkit`` does not
+    load `dataclasses`) and keep what a dataclass gives: a subclass names
+    its fields in order in ``__match_args__`` and returns their values in
+    the same order from `_fields`; two instances are equal when they are of
+    the same class and their fields are, and the repr is
+    ``Name(field=value, ...)``. Hashing is each subclass's own choice.
+    """
+
+    __slots__ = ()
+    __match_args__: tuple[str, ...] = ()
+
+    def _fields(self) -> tuple[object, ...]:
+        raise NotImplementedError  # pragma: no cover - every subclass defines its fields
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __repr__(self) -> str:
+        fields = ", ".join(
+            f"{name}={value!r}" for name, value in zip(self.__match_args__, self._fields(), strict=True)
+        )
+        return f"{type(self).__qualname__}({fields})"
+
+
+class KeepAlive(FieldValue):
     """TCP keep-alive tuning, used with `Option.KEEPALIVE`.
 
     Attributes:
@@ -104,18 +133,8 @@ class KeepAlive:
     def _fields(self) -> tuple[int | None, int | None, int | None]:
         return (self.idle, self.interval, self.count)
 
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self._fields() == other._fields()
-
     def __hash__(self) -> int:
         return hash(self._fields())
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__qualname__}(idle={self.idle!r}, interval={self.interval!r}, count={self.count!r})"
-        )
 
     def __setattr__(self, name: str, value: object) -> None:
         raise _frozen(f"cannot assign to field {name!r}")

@@ -19,12 +19,17 @@ from __future__ import annotations
 
 import _socket
 import socket
+from collections.abc import Callable
 from typing import Protocol as TypingProtocol
+from typing import TypeVar
 
 from ._errors import ErrorCode, InetError, InetTimeoutError, translate_os_error
 from ._ownership import Guard, Waiter
 
 __all__ = ["PlainTransport", "Transport"]
+
+_A = TypeVar("_A")
+_R = TypeVar("_R")
 
 
 class Transport(TypingProtocol):
@@ -72,28 +77,37 @@ class PlainTransport:
 
     def recv(self, max_bytes: int, deadline: float | None) -> bytes:
         """Up to ``max_bytes``; ``b""`` at end of stream (TCP) or for an empty datagram."""
-        sock = self.sock
-        while True:
-            try:
-                return sock.recv(max_bytes)
-            except BlockingIOError:
-                pass
-            except OSError as exc:
-                raise translate_os_error(exc, action="read from", target=self.target) from exc
-            if not self.read_waiter.wait(deadline):
-                raise self._timed_out("read from")
+        try:
+            return self.sock.recv(max_bytes)
+        except OSError as exc:
+            self._read_failed(exc)
+        return self._read_when_ready(self.sock.recv, max_bytes, deadline)
 
     def recv_into(self, view: memoryview, deadline: float | None) -> int:
-        sock = self.sock
+        try:
+            return self.sock.recv_into(view)
+        except OSError as exc:
+            self._read_failed(exc)
+        return self._read_when_ready(self.sock.recv_into, view, deadline)
+
+    # The first try of a read is written out in `recv` and `recv_into`
+    # themselves, so that a read the kernel answers at once costs no extra
+    # Python call; only a read that has to wait goes through these two.
+
+    def _read_failed(self, exc: OSError) -> None:
+        """Raise the translated error, unless ``exc`` only says the read would block."""
+        if not isinstance(exc, BlockingIOError):
+            raise translate_os_error(exc, action="read from", target=self.target) from exc
+
+    def _read_when_ready(self, read: Callable[[_A], _R], arg: _A, deadline: float | None) -> _R:
+        """Wait until the socket is readable, then ``read(arg)``; again while it would block."""
         while True:
-            try:
-                return sock.recv_into(view)
-            except BlockingIOError:
-                pass
-            except OSError as exc:
-                raise translate_os_error(exc, action="read from", target=self.target) from exc
             if not self.read_waiter.wait(deadline):
                 raise self._timed_out("read from")
+            try:
+                return read(arg)
+            except OSError as exc:
+                self._read_failed(exc)
 
     def sendall(self, data: memoryview, deadline: float | None) -> None:
         """Send every byte of ``data`` (one datagram for UDP) or raise.

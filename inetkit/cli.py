@@ -888,24 +888,42 @@ def _demo_credentials(server: DemoServer) -> SecurityCredentials:
     return SecurityCredentials(ca_data=server.certificates.ca_pem)
 
 
+def _demo_connect(
+    port: int | None,
+    options: Option,
+    credentials: SecurityCredentials,
+    resolver: Resolver,
+    starttls: str | None = None,
+) -> Connection:
+    """Connect to one of the demo's TLS servers by the name ``localhost``, as a user would.
+
+    ``resolver`` (`_demo_resolver`) knows the name as the servers' addresses
+    and ``credentials`` (`_demo_credentials`) trust only the demo's CA; a
+    connect that means to resume an earlier session passes the earlier one's
+    credentials, which hold the session.
+    """
+    from . import connect
+
+    return connect(
+        "localhost",
+        _port_of(port),
+        timeout=DEMO_TIMEOUT,
+        options=options,
+        credentials=credentials,
+        resolver=resolver,
+        starttls=starttls,
+    )
+
+
 def _print_lines(out: TextIO, lines: Sequence[str]) -> None:
     for line in lines:
         print(INDENT + line, file=out)
 
 
 def _demo_tls(server: DemoServer, out: TextIO) -> None:
-    from . import connect
-
     credentials = _demo_credentials(server)
     resolver = _demo_resolver(server)
-    with connect(
-        "localhost",
-        _port_of(server.tls_port),
-        timeout=DEMO_TIMEOUT,
-        options=DEMO_OPTIONS | Option.SECURE,
-        credentials=credentials,
-        resolver=resolver,
-    ) as conn:
+    with _demo_connect(server.tls_port, DEMO_OPTIONS | Option.SECURE, credentials, resolver) as conn:
         _print_lines(out, format_trace(conn.trace))
         info = conn.security_info
         if info is None:
@@ -915,14 +933,7 @@ def _demo_tls(server: DemoServer, out: TextIO) -> None:
         print(f"{INDENT}line round trip: 'hello over TLS' came back in {_ms(took)}", file=out)
         first_handshake = conn.trace.tls_handshake
     # Closing kept the session; the next connect to the same server offers it.
-    with connect(
-        "localhost",
-        _port_of(server.tls_port),
-        timeout=DEMO_TIMEOUT,
-        options=DEMO_OPTIONS | Option.SECURE,
-        credentials=credentials,
-        resolver=resolver,
-    ) as again:
+    with _demo_connect(server.tls_port, DEMO_OPTIONS | Option.SECURE, credentials, resolver) as again:
         info = again.security_info
         if info is None or not info.session_reused:
             raise DemoFailed("the second TLS connect did not resume the first one's session")
@@ -935,17 +946,9 @@ def _demo_tls(server: DemoServer, out: TextIO) -> None:
 
 
 def _demo_starttls(server: DemoServer, out: TextIO) -> None:
-    from . import connect
-
     print(f'{INDENT}connect(..., starttls="smtp"): greeting, EHLO, STARTTLS, TLS, EHLO again', file=out)
-    with connect(
-        "localhost",
-        _port_of(server.smtp_port),
-        timeout=DEMO_TIMEOUT,
-        options=DEMO_OPTIONS,
-        credentials=_demo_credentials(server),
-        resolver=_demo_resolver(server),
-        starttls="smtp",
+    with _demo_connect(
+        server.smtp_port, DEMO_OPTIONS, _demo_credentials(server), _demo_resolver(server), starttls="smtp"
     ) as conn:
         _print_lines(out, format_trace(conn.trace))
         info = conn.security_info
@@ -1029,18 +1032,14 @@ def _demo_attach(server: DemoServer, out: TextIO) -> None:
 
 
 def _demo_free_thread(server: DemoServer, out: TextIO) -> None:
-    from . import connect
-
     lines = [
         f"line {number:05d} of the free-threaded transfer".encode() for number in range(DEMO_TRANSFER_LINES)
     ]
-    with connect(
-        "localhost",
-        _port_of(server.tls_port),
-        timeout=DEMO_TIMEOUT,
-        options=DEMO_OPTIONS | Option.SECURE | Option.FREETHREAD,
-        credentials=_demo_credentials(server),
-        resolver=_demo_resolver(server),
+    with _demo_connect(
+        server.tls_port,
+        DEMO_OPTIONS | Option.SECURE | Option.FREETHREAD,
+        _demo_credentials(server),
+        _demo_resolver(server),
     ) as conn:
         info = conn.security_info
         assert info is not None

@@ -332,7 +332,7 @@ def test_every_wrong_password_is_named_as_such() -> None:
     )
     for i in range(1500):
         with pytest.raises(SecurityError) as caught:
-            _credentials._load_pem_key(pem, f"wrong-{i}".encode(), "key.pem")
+            _credentials._load_key(pem, f"wrong-{i}".encode(), "key.pem")
         assert caught.value.code == ErrorCode.INVALID_CREDENTIALS
         assert str(caught.value).startswith("wrong password for the private key in key.pem"), str(
             caught.value

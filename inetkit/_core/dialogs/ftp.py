@@ -45,6 +45,21 @@ def ftp_reply() -> Generator[Step, bytes | None, tuple[int, str]]:
     raise Refusal(f"more than {FTP_MAX_PRELIMINARY} preliminary replies")
 
 
+def ftp_command(
+    command: str, expected: int, *, over_tls: bool = False, consequence: str = ""
+) -> Generator[Step, bytes | None, None]:
+    """Send ``command``; refuse unless its final reply has the ``expected`` code.
+
+    The refusal names the command (``over_tls``: after the handshake) and
+    quotes the reply; ``consequence`` says what going on would have meant.
+    """
+    yield Send(command.encode("ascii") + b"\r\n")
+    code, text = yield from ftp_reply()
+    if code != expected:
+        after = " over TLS" if over_tls else ""
+        raise Refusal(f"{command}{after} answered {code} {quote(text)}{consequence}")
+
+
 class FTPDialog(Dialog):
     """FTP AUTH TLS with PBSZ 0 and PROT P; the caller logs in next (USER/PASS) over TLS."""
 
@@ -54,19 +69,10 @@ class FTPDialog(Dialog):
         code, text = yield from ftp_reply()
         if code != 220:
             raise Refusal(f"greeting {code} {quote(text)}")
-        yield Send(b"AUTH TLS\r\n")
-        code, text = yield from ftp_reply()
-        if code != 234:
-            raise Refusal(f"AUTH TLS answered {code} {quote(text)}")
+        yield from ftp_command("AUTH TLS", 234)
         yield StartTLS()
-        yield Send(b"PBSZ 0\r\n")
-        code, text = yield from ftp_reply()
-        if code != 200:
-            raise Refusal(f"PBSZ 0 over TLS answered {code} {quote(text)}")
-        yield Send(b"PROT P\r\n")
-        code, text = yield from ftp_reply()
-        if code != 200:
-            raise Refusal(
-                f"PROT P over TLS answered {code} {quote(text)}; data connections would not be protected"
-            )
+        yield from ftp_command("PBSZ 0", 200, over_tls=True)
+        yield from ftp_command(
+            "PROT P", 200, over_tls=True, consequence="; data connections would not be protected"
+        )
         return None
