@@ -272,14 +272,13 @@ class Waiter:
     reader and one writer blocked at a time.
     """
 
-    __slots__ = ("_events", "_guard", "_poll", "_private_poll", "_sock_fd", "_wake_fd", "action")
+    __slots__ = ("_events", "_guard", "_poll", "_sock_fd", "_wake_fd", "action")
 
     def __init__(self, guard: Guard, sock: _socket.socket, *, write: bool) -> None:
         self._guard = guard
         self._sock_fd = sock.fileno()
         self._events = _POLLOUT if write else _POLLIN
         self._poll: select.poll | None = None
-        self._private_poll: select.poll | None = None
         self._wake_fd = -1
         self.action = "write to" if write else "read from"
 
@@ -297,11 +296,10 @@ class Waiter:
             # Inside connect (TLS handshake, STARTTLS dialog) no other thread
             # has the handle yet, so nothing can cancel or close it: skip the
             # wake-up descriptor, whose creation and closing would cost every
-            # TLS connect two system calls.
-            poll = self._private_poll
-            if poll is None:
-                poll = self._private_poll = select.poll()
-                poll.register(self._sock_fd, self._events)
+            # TLS connect two system calls. The poll object is not kept: an
+            # idle handle would hold it for nothing (a few hundred bytes each).
+            poll = select.poll()
+            poll.register(self._sock_fd, self._events)
         else:
             poll = self._poll
             if poll is None:
