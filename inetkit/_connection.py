@@ -58,10 +58,17 @@ from ._transport import PlainTransport, Transport
 
 if TYPE_CHECKING:
     import ssl
+    from typing import Protocol as TypingProtocol
 
     from ._credentials import SecurityCredentials
     from ._tls import SecurityInfo
     from ._tls_io import Negotiated
+
+    class TraceSource(TypingProtocol):
+        """What builds a handle's `ConnectTrace` when it is first asked for (``_connect._Record``)."""
+
+        def trace(self) -> ConnectTrace: ...
+
 
 __all__ = ["Connection", "check_timeout"]
 
@@ -150,7 +157,7 @@ class Connection:
     _options: Option
     _timeout: float | None
     _trace: ConnectTrace | None
-    _trace_source: Callable[[], ConnectTrace]
+    _trace_source: TraceSource
     _target: str
     _buffer: ReceiveBuffer
     _credentials: SecurityCredentials | None
@@ -169,10 +176,11 @@ class Connection:
         port: int,
         protocol: Protocol,
         options: Option,
+        bits: int,
         timeout: float | None,
         credentials: SecurityCredentials | None,
         session_cache: bool,
-        trace: Callable[[], ConnectTrace],
+        trace: TraceSource,
         private: bool,
     ) -> Connection:
         """The one internal constructor: a handle around a non-blocking socket and the plan's settings.
@@ -181,11 +189,13 @@ class Connection:
         connects (work after the handshake would delay the caller) and keeps
         the winner's; ``remote`` is that attempt's address (saves a
         ``getpeername`` call); the local address is asked for when first
-        needed. ``trace`` builds the connect's `ConnectTrace` on first
-        access (most handles are never asked). ``private`` says that
-        `connect` still holds the handle (a TLS handshake or STARTTLS dialog
-        follows; see `Guard.private`) until it calls `_publish`. Positional
-        arguments and few objects: this runs on every connect.
+        needed. ``bits`` is ``options`` as a plain int (flag tests on an
+        `Option` cost a Python-level call each). ``trace.trace()`` builds
+        the connect's `ConnectTrace` on first access (most handles are never
+        asked). ``private`` says that `connect` still holds the handle (a
+        TLS handshake or STARTTLS dialog follows; see `Guard.private`) until
+        it calls `_publish`. Positional arguments and few objects: this runs
+        on every connect.
         """
         self = object.__new__(cls)
         self._host = host
@@ -204,8 +214,7 @@ class Connection:
             target = self._target = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
         else:
             target = self._target = f"{host} port {port} ({ip})"
-        guard = self._guard = Guard(bool(int(options) & _FREETHREAD), target)
-        guard.private = private
+        guard = self._guard = Guard(bits & _FREETHREAD != 0, target, private)
         self._transport = self._plain = PlainTransport(sock, guard, target, protocol is _UDP)
         self._buffer = ReceiveBuffer(DEFAULT_MAX_BYTES)  # holds no bytes until a buffered read
         self._security = None
@@ -263,7 +272,7 @@ class Connection:
         """How the connect went: resolution, attempts, TLS and STARTTLS times."""
         trace = self._trace
         if trace is None:
-            trace = self._trace = self._trace_source()
+            trace = self._trace = self._trace_source.trace()
         return trace
 
     @property
