@@ -176,22 +176,8 @@ class _Record:
 
     def adopt(self, sock: Socket, attempt: int) -> None:
         """Build the handle of attempt ``attempt`` around its fresh socket (a `dial` hook)."""
-        sockaddr = self.raced[attempt][1]
-        plan = self.plan
-        self.handles[attempt] = Connection._new(
-            sock,
-            (sockaddr[0], sockaddr[1]),
-            plan.host,
-            plan.port,
-            plan.protocol,
-            plan.options,
-            plan.bits,
-            plan.timeout,
-            plan.credentials,
-            plan.session_cache,
-            self,
-            self.private,
-        )
+        ip, port = self.raced[attempt][1][:2]
+        self.handles[attempt] = Connection._new(sock, (ip, port), self.plan, self, self.private)
 
     def prepare(self, sock: Socket, family: int) -> None:
         """Set the plan's socket options and bind its local address on a fresh socket (a `dial` hook)."""

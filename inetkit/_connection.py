@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     import ssl
     from typing import Protocol as TypingProtocol
 
+    from ._core.plan import Plan
     from ._credentials import SecurityCredentials
     from ._tls import SecurityInfo
     from ._tls_io import Negotiated
@@ -172,39 +173,32 @@ class Connection:
         cls,
         sock: _socket.socket,
         remote: tuple[str, int],
-        host: str,
-        port: int,
-        protocol: Protocol,
-        options: Option,
-        bits: int,
-        timeout: float | None,
-        credentials: SecurityCredentials | None,
-        session_cache: bool,
+        plan: Plan,
         trace: TraceSource,
         private: bool,
     ) -> Connection:
-        """The one internal constructor: a handle around a non-blocking socket and the plan's settings.
+        """The one internal constructor: a handle around a non-blocking socket, with the plan's settings.
 
         `connect` builds each attempt's handle just before its socket
         connects (work after the handshake would delay the caller) and keeps
         the winner's; ``remote`` is that attempt's address (saves a
         ``getpeername`` call); the local address is asked for when first
-        needed. ``bits`` is ``options`` as a plain int (flag tests on an
-        `Option` cost a Python-level call each). ``trace.trace()`` builds
-        the connect's `ConnectTrace` on first access (most handles are never
-        asked). ``private`` says that `connect` still holds the handle (a
-        TLS handshake or STARTTLS dialog follows; see `Guard.private`) until
-        it calls `_publish`. Positional arguments and few objects: this runs
-        on every connect.
+        needed. ``plan`` is the checked request (host, port, protocol,
+        options, timeout, credentials, session cache). ``trace.trace()``
+        builds the connect's `ConnectTrace` on first access (most handles
+        are never asked). ``private`` says that `connect` still holds the
+        handle (a TLS handshake or STARTTLS dialog follows; see
+        `Guard.private`) until it calls `_publish`. Few arguments and few
+        objects: this runs on every connect.
         """
         self = object.__new__(cls)
-        self._host = host
-        self._port = port
-        self._protocol = protocol
-        self._options = options
-        self._timeout = timeout
-        self._credentials = credentials
-        self._session_cache = session_cache
+        host = self._host = plan.host
+        port = self._port = plan.port
+        protocol = self._protocol = plan.protocol
+        self._options = plan.options
+        self._timeout = plan.timeout
+        self._credentials = plan.credentials
+        self._session_cache = plan.session_cache
         self._trace = None
         self._trace_source = trace
         self._remote = remote
@@ -214,7 +208,7 @@ class Connection:
             target = self._target = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
         else:
             target = self._target = f"{host} port {port} ({ip})"
-        guard = self._guard = Guard(bits & _FREETHREAD != 0, target, private)
+        guard = self._guard = Guard(plan.bits & _FREETHREAD != 0, target, private)
         self._transport = self._plain = PlainTransport(sock, guard, target, protocol is _UDP)
         self._buffer = ReceiveBuffer(DEFAULT_MAX_BYTES)  # holds no bytes until a buffered read
         self._security = None

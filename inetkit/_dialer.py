@@ -242,25 +242,31 @@ def dial(
                         _prepared(prepare, sock, family, sockaddr)
                     if adopt is not None:
                         adopt(sock, index)
+                    # What the loop does next is settled before the connect
+                    # starts: on loopback the handshake completes inside
+                    # connect_ex, and work placed after it delays the caller.
+                    fd = sock.fileno()
+                    polled[fd] = index
+                    poll.register(fd, _POLLOUT)
+                    waiting = race.next(clock())
                     code = sock.connect_ex(sockaddr)
                     if code and code not in _IN_PROGRESS:
                         raise OSError(code, os.strerror(code))
                 except (_Fatal, OSError) as exc:
                     failed = socks.pop(index, None)
                     if failed is not None:
+                        fd = failed.fileno()
+                        if polled.pop(fd, None) is not None:
+                            poll.unregister(fd)
                         failed.close()
                     if type(exc) is _Fatal:
                         step = race.failed(index, clock(), exc.error, fatal=True)
                     else:
                         step = race.failed(index, clock(), _failed(exc, race, str(sockaddr[0])))
                     continue
-                if code == 0:  # a datagram socket, or a TCP connect that ended at once
-                    step = race.connected(index, clock())
-                else:
-                    fd = sock.fileno()
-                    polled[fd] = index
-                    poll.register(fd, _POLLOUT)
-                    step = race.next(clock())
+                # In progress: wait as the race said; 0: a datagram socket, or
+                # a TCP connect that ended at once.
+                step = waiting if code else race.connected(index, clock())
             elif step.__class__ is Wait:
                 events = poll.poll(poll_ms(step.seconds))
                 now = clock()
