@@ -228,8 +228,8 @@ def dial(
     step = race.next(clock())
     try:
         # Won ends the loop: the common path leaves right after the poll.
-        while step.__class__ is not Won:
-            if step.__class__ is Start:
+        while type(step) is not Won:
+            if type(step) is Start:
                 index = step.attempt
                 family, sockaddr = addresses[index]
                 if debug:
@@ -267,7 +267,7 @@ def dial(
                 # In progress: wait as the race said; 0: a datagram socket, or
                 # a TCP connect that ended at once.
                 step = waiting if code else race.connected(index, clock())
-            elif step.__class__ is Wait:
+            elif type(step) is Wait:
                 events = poll.poll(poll_ms(step.seconds))
                 now = clock()
                 if not events:
@@ -302,7 +302,7 @@ def dial(
                     error = _failed(OSError(code, os.strerror(code)), race, str(addresses[index][1][0]))
                     step = race.failed(index, now, error)
             else:
-                assert step.__class__ is Lost
+                assert type(step) is Lost
                 if debug:
                     _log_end(race)
                 raise step.error

@@ -84,6 +84,10 @@ class Guard:
         "write_lock",
     )
 
+    owner: int | None
+    read_lock: threading.Lock | None
+    write_lock: threading.Lock | None
+
     def __init__(self, free_thread: bool, describe: str, private: bool = False) -> None:
         self.free = free_thread
         self.busy = 0
@@ -98,9 +102,6 @@ class Guard:
         # Made only when a close has to wait for blocked calls (rare; a
         # Condition costs microseconds that every connect would pay).
         self._closer: threading.Condition | None = None
-        self.owner: int | None
-        self.read_lock: threading.Lock | None
-        self.write_lock: threading.Lock | None
         if free_thread:
             self.owner = None
             self.read_lock = _allocate_lock()

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection
-from typing import TYPE_CHECKING, Final, NamedTuple
+from typing import TYPE_CHECKING, Final
 
 from .._connection import check_timeout
 from .._errors import ErrorCode, InvalidArgumentError
@@ -56,8 +56,34 @@ _INF: Final = math.inf
 _AF_INET: Final = 2  # socket.AF_INET, the same on every platform
 
 
-class Plan(NamedTuple):
-    """A checked, normalized connect request (see the module header); immutable."""
+class Plan:
+    """A checked, normalized connect request (see the module header).
+
+    Only `make_plan` makes one, and nothing changes it afterwards. A class
+    with ``__slots__`` rather than a named tuple: the driver reads about
+    twenty fields per connect, and slot reads are the attribute access that
+    the interpreter specializes (a named tuple's field getter is not).
+    """
+
+    __slots__ = (
+        "attempt_delay",
+        "bits",
+        "credentials",
+        "deadline",
+        "host",
+        "keepalive",
+        "literal",
+        "local",
+        "options",
+        "port",
+        "prepare",
+        "protocol",
+        "resolver",
+        "session_cache",
+        "started",
+        "starttls",
+        "timeout",
+    )
 
     host: str
     """The host, normalized (`check_host`)."""
@@ -89,7 +115,8 @@ class Plan(NamedTuple):
     """Whether each fresh socket needs socket options or a bind before it connects."""
 
 
-_new_plan = tuple.__new__
+# object.__new__ and the fields set in make_plan: no Python-level __init__ call per connect.
+_new_plan = object.__new__
 
 
 def make_plan(
@@ -191,30 +218,25 @@ def make_plan(
         literal = (known[1], (name, number) if known[1] == _AF_INET else (name, number, 0, 0))
     else:
         literal = literal_sockaddr(name, number)
-    # tuple.__new__ skips the generated Python-level __new__ (one call fewer
-    # per connect); the fields are in `Plan`'s order.
-    return _new_plan(
-        Plan,
-        (
-            name,
-            number,
-            proto,
-            opts,
-            bits,
-            seconds,
-            started,
-            None if seconds is None else started + seconds,
-            creds,
-            session_cache,
-            local,
-            chosen,
-            dialog,
-            tuning,
-            _INF if proto is _UDP else delay,
-            literal,
-            prepare,
-        ),
-    )
+    plan = _new_plan(Plan)
+    plan.host = name
+    plan.port = number
+    plan.protocol = proto
+    plan.options = opts
+    plan.bits = bits
+    plan.timeout = seconds
+    plan.started = started
+    plan.deadline = None if seconds is None else started + seconds
+    plan.credentials = creds
+    plan.session_cache = session_cache
+    plan.local = local
+    plan.resolver = chosen
+    plan.starttls = dialog
+    plan.keepalive = tuning
+    plan.attempt_delay = _INF if proto is _UDP else delay
+    plan.literal = literal
+    plan.prepare = prepare
+    return plan
 
 
 def _check_protocol(protocol: object) -> Protocol:
