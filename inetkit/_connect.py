@@ -176,8 +176,9 @@ class _Record:
 
     def adopt(self, sock: Socket, attempt: int) -> None:
         """Build the handle of attempt ``attempt`` around its fresh socket (a `dial` hook)."""
-        ip, port = self.raced[attempt][1][:2]
-        self.handles[attempt] = Connection._new(sock, (ip, port), self.plan, self, self.private)
+        # (ip, port): an IPv4 sockaddr is that tuple itself (slicing all of a tuple returns it).
+        remote = self.raced[attempt][1][:2]
+        self.handles[attempt] = Connection._new(sock, remote, self.plan, self, self.private)
 
     def prepare(self, sock: Socket, family: int) -> None:
         """Set the plan's socket options and bind its local address on a fresh socket (a `dial` hook)."""

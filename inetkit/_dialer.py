@@ -18,6 +18,14 @@ socket that polls writable without ``POLLERR``/``POLLHUP`` is connected, so
 no ``SO_ERROR`` query is needed on success; only a failed attempt asks for
 its errno.
 
+Order of work. On loopback the handshake completes inside ``connect_ex``,
+and Python work placed after it costs more than its own time (the peer's
+answers arrive, caches are cold, the caller's next step waits). So each
+attempt's socket is registered with the poll object, handed to ``adopt``
+(the caller builds its handle) and the race asked for its next step BEFORE
+``connect_ex``; what follows the connect is one poll and the race's
+``connected`` report.
+
 Waits are clamped: ``poll`` takes a C int of milliseconds, so a far deadline
 (``timeout=1e308``) is waited for in pieces of at most `MAX_POLL_MS`, and the
 arithmetic never rounds an infinite or huge float.
@@ -94,9 +102,9 @@ _STREAM: Final = socket.SOCK_STREAM | _NONBLOCK
 _DGRAM: Final = socket.SOCK_DGRAM | _NONBLOCK
 _IPPROTO_TCP: Final = socket.IPPROTO_TCP
 _IPPROTO_UDP: Final = socket.IPPROTO_UDP
-_modules = sys.modules
 _SO_ERROR: Final = socket.SO_ERROR
 _DEBUG: Final = DEBUG
+_modules = sys.modules
 
 #: The sockets the dialer makes: the C-level ``_socket.socket`` that
 #: ``socket.socket`` extends. Nothing in inetkit needs the wrapper's extras
