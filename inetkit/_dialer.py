@@ -57,6 +57,7 @@ from ._core.race import (
     Lost,
     Race,
     Start,
+    Step,
     Wait,
     Won,
     describe_target,
@@ -233,50 +234,16 @@ def dial(
     polled: dict[int, int] = {}  # descriptor -> attempt, while in flight
     poll = poller()
     idle = 0  # wake-ups that brought no event
+    # The step the race gave as an attempt started, and its poll timeout
+    # (both settled before the connect).
+    waiting: Step | None = None
+    waiting_ms: int | None = None
     step = race.next(clock())
     try:
         # Won ends the loop: the common path leaves right after the poll.
         while type(step) is not Won:
-            if type(step) is Start:
-                index = step.attempt
-                family, sockaddr = addresses[index]
-                if debug:
-                    _log_start(race, index, len(addresses), str(sockaddr[0]), clock())
-                try:
-                    sock = socks[index] = _raw_socket(family, kind, proto)
-                    if not _NONBLOCK:  # pragma: no cover - platforms without SOCK_NONBLOCK
-                        sock.setblocking(False)
-                    if prepare is not None:
-                        _prepared(prepare, sock, family, sockaddr)
-                    if adopt is not None:
-                        adopt(sock, index)
-                    # What the loop does next is settled before the connect
-                    # starts: on loopback the handshake completes inside
-                    # connect_ex, and work placed after it delays the caller.
-                    fd = sock.fileno()
-                    polled[fd] = index
-                    poll.register(fd, _POLLOUT)
-                    waiting = race.next(clock())
-                    code = sock.connect_ex(sockaddr)
-                    if code and code not in _IN_PROGRESS:
-                        raise OSError(code, os.strerror(code))
-                except (_Fatal, OSError) as exc:
-                    failed = socks.pop(index, None)
-                    if failed is not None:
-                        fd = failed.fileno()
-                        if polled.pop(fd, None) is not None:
-                            poll.unregister(fd)
-                        failed.close()
-                    if type(exc) is _Fatal:
-                        step = race.failed(index, clock(), exc.error, fatal=True)
-                    else:
-                        step = race.failed(index, clock(), _failed(exc, race, str(sockaddr[0])))
-                    continue
-                # In progress: wait as the race said; 0: a datagram socket, or
-                # a TCP connect that ended at once.
-                step = waiting if code else race.connected(index, clock())
-            elif type(step) is Wait:
-                events = poll.poll(poll_ms(step.seconds))
+            if type(step) is Wait:  # first: the wait is what follows the connect
+                events = poll.poll(waiting_ms if step is waiting else poll_ms(step.seconds))
                 now = clock()
                 if not events:
                     # Only a wake-up without events can repeat without progress
@@ -309,6 +276,46 @@ def dial(
                     ended.close()
                     error = _failed(OSError(code, os.strerror(code)), race, str(addresses[index][1][0]))
                     step = race.failed(index, now, error)
+            elif type(step) is Start:
+                index = step.attempt
+                family, sockaddr = addresses[index]
+                if debug:
+                    _log_start(race, index, len(addresses), str(sockaddr[0]), clock())
+                try:
+                    sock = socks[index] = _raw_socket(family, kind, proto)
+                    if not _NONBLOCK:  # pragma: no cover - platforms without SOCK_NONBLOCK
+                        sock.setblocking(False)
+                    if prepare is not None:
+                        _prepared(prepare, sock, family, sockaddr)
+                    if adopt is not None:
+                        adopt(sock, index)
+                    # What the loop does next is settled before the connect
+                    # starts: on loopback the handshake completes inside
+                    # connect_ex, and work placed after it delays the caller.
+                    fd = sock.fileno()
+                    polled[fd] = index
+                    poll.register(fd, _POLLOUT)
+                    waiting = race.next(clock())
+                    if type(waiting) is Wait:  # and the poll's timeout for it
+                        waiting_ms = poll_ms(waiting.seconds)
+                    code = sock.connect_ex(sockaddr)
+                    if code and code not in _IN_PROGRESS:
+                        raise OSError(code, os.strerror(code))
+                except (_Fatal, OSError) as exc:
+                    failed = socks.pop(index, None)
+                    if failed is not None:
+                        fd = failed.fileno()
+                        if polled.pop(fd, None) is not None:
+                            poll.unregister(fd)
+                        failed.close()
+                    if type(exc) is _Fatal:
+                        step = race.failed(index, clock(), exc.error, fatal=True)
+                    else:
+                        step = race.failed(index, clock(), _failed(exc, race, str(sockaddr[0])))
+                    continue
+                # In progress: wait as the race said; 0: a datagram socket, or
+                # a TCP connect that ended at once.
+                step = waiting if code else race.connected(index, clock())
             else:
                 assert type(step) is Lost
                 if debug:
