@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from ._connection import Connection
 from ._core.plan import Plan, dialog_names, make_plan
 from ._core.race import Address, Race
-from ._dialer import CONNECTION_ATTEMPT_DELAY, Prepare, Socket, dial
+from ._dialer import CONNECTION_ATTEMPT_DELAY, Socket, dial
 from ._errors import ErrorCode, InetError, InvalidArgumentError, translate_os_error
 from ._log import DEBUG, logger
 from ._options import KeepAlive, Option, Protocol, apply_socket_options, bind_reserved_port
@@ -149,39 +149,57 @@ class _Record:
 
     The trace (a resolution record, one `Attempt` per address) costs several
     objects that most callers never look at, so it is built from the
-    readings kept here on first access (`trace`).
+    readings kept here on first access (`trace`, which the handle calls).
     """
 
     __slots__ = ("addresses", "ended", "handles", "plan", "private", "race", "raced", "resolved", "source")
 
-    def __init__(self, plan: Plan, private: bool) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        private: bool,
+        source: str | None,
+        addresses: Sequence[Address],
+        resolved: float,
+        raced: Sequence[Address],
+        race: Race | None,
+    ) -> None:
         self.plan = plan
         self.private = private
-        self.source: str | None = None  # where the addresses came from
-        self.addresses: Sequence[Address] = ()  # all of them, in race order
-        self.raced: Sequence[Address] = ()  # those raced (of the local address's family)
-        self.resolved = 0.0  # seconds from the start until they were known
-        self.race: Race | None = None
+        self.source = source  # where the addresses came from (None: resolution failed)
+        self.addresses = addresses  # all of them, in race order
+        self.resolved = resolved  # seconds from the start until they were known
+        self.raced = raced  # those raced (of the local address's family)
+        self.race = race
         self.ended: float | None = None  # when the connect failed (None: the winner's end)
         self.handles: dict[int, Connection] = {}  # attempt -> its handle
 
     def adopt(self, sock: Socket, attempt: int) -> None:
         """Build the handle of attempt ``attempt`` around its fresh socket (a `dial` hook)."""
-        sockaddr = self.raced[attempt][1]
+        # (ip, port): an IPv4 sockaddr is that tuple itself (slicing all of a tuple returns it).
+        remote = self.raced[attempt][1][:2]
+        self.handles[attempt] = Connection._new(sock, remote, self.plan, self, self.private)
+
+    def prepare(self, sock: Socket, family: int) -> None:
+        """Set the plan's socket options and bind its local address on a fresh socket (a `dial` hook)."""
         plan = self.plan
-        self.handles[attempt] = Connection._new(
-            sock,
-            (sockaddr[0], sockaddr[1]),
-            plan.host,
-            plan.port,
-            plan.protocol,
-            plan.options,
-            plan.timeout,
-            plan.credentials,
-            plan.session_cache,
-            self.trace,
-            self.private,
-        )
+        bits = plan.bits
+        apply_socket_options(sock, bits, plan.protocol, plan.keepalive)
+        local = plan.local
+        if local is None and not bits & _RESERVEDPORT:
+            return
+        any_ip = "::" if family == socket.AF_INET6 else "0.0.0.0"
+        ip = local[0] if local is not None and local[0] else any_ip
+        if bits & _RESERVEDPORT:
+            bind_reserved_port(sock, ip)
+            return
+        assert local is not None
+        try:
+            sock.bind((ip, local[1]))
+        except OSError as exc:
+            raise translate_os_error(
+                exc, action="bind local address", target=f"{ip} port {local[1]}"
+            ) from exc
 
     def abandon(self) -> None:
         """Every handle left is a lost or failed attempt's, whose socket the dialer closed."""
@@ -189,7 +207,13 @@ class _Record:
             handle._abandon()
         self.handles.clear()
 
+    def failed(self) -> ConnectTrace:
+        """The trace of a connect that failed now."""
+        self.ended = _monotonic()
+        return self.trace()
+
     def trace(self) -> ConnectTrace:
+        """The `ConnectTrace` of what the readings say (built on each call; the handle keeps one)."""
         plan = self.plan
         source = self.source
         resolution = None
@@ -221,45 +245,42 @@ def run(plan: Plan) -> Connection:
     """
     bits = plan.bits
     context = None
+    private = False
     if bits & _SECURE:
         # Credentials are loaded and checked before any network I/O.
         from ._tls import get_context
 
         context = get_context(plan.credentials, plan.options, target=f"{plan.host} port {plan.port}")
+        private = True
     elif plan.starttls is not None:
         from ._tls import get_context
 
         # Bad credentials fail before the dialog starts; the upgrade logs any
         # weakening option when it uses the context.
         get_context(plan.credentials, plan.options, warn=False)
-    private = bool(bits & _SECURE) or plan.starttls is not None
-    record = _Record(plan, private)
+        private = True
+    literal = plan.literal
+    if literal is not None:  # an IP literal: nothing to resolve
+        source = "literal"
+        addresses: Sequence[Address] = (literal,)
+        resolved = 0.0
+    else:
+        source, addresses, resolved = _resolve(plan)
+    raced = addresses
+    local = plan.local
+    if local is not None and local[0]:
+        raced = _of_local_family(plan, local[0], addresses, source, resolved)
+    # Positional arguments: this runs on every connect. ``now`` is the start:
+    # the first attempt is due at once.
+    race = Race(raced, plan.host, plan.port, plan.started, plan.started, plan.deadline, plan.attempt_delay)
+    record = _Record(plan, private, source, addresses, resolved, raced, race)
+    prepare = record.prepare if plan.prepare else None
     try:
-        addresses: Sequence[Address]
-        literal = plan.literal
-        if literal is not None:  # an IP literal: nothing to resolve
-            addresses = (literal,)
-            record.source = "literal"
-        else:
-            addresses = _resolve(plan, record)
-        record.addresses = addresses
-        local = plan.local
-        if local is not None and local[0]:
-            addresses = _of_local_family(plan, local[0], addresses)
-        # Positional arguments: this runs on every connect. ``now`` is the start:
-        # the first attempt is due at once.
-        record.raced = addresses
-        race = record.race = Race(
-            addresses, plan.host, plan.port, plan.started, plan.started, plan.deadline, plan.attempt_delay
-        )
-        prepare = _preparer(plan) if plan.prepare else None
-        conn = record.handles.pop(dial(race, addresses, plan.protocol is _UDP, prepare, record.adopt)[1])
+        conn = record.handles.pop(dial(race, raced, plan.protocol is _UDP, prepare, record.adopt)[1])
     except BaseException as exc:
         record.abandon()
-        if isinstance(exc, InetError):
-            record.ended = _monotonic()
-            if exc.trace is None:
-                exc.trace = record.trace()
+        if isinstance(exc, InetError) and exc.trace is None:
+            exc.trace = record.failed()
         raise
     if record.handles:
         record.abandon()
@@ -302,13 +323,22 @@ def _record_on_winner(trace: ConnectTrace, exc: InetError) -> None:
             return
 
 
-def _resolve(plan: Plan, record: _Record) -> Sequence[Address]:
-    """Ask the resolver for the plan's (normalized) host, under the deadline; the addresses in race order."""
+def _resolve(plan: Plan) -> tuple[str, Sequence[Address], float]:
+    """Ask the resolver for the plan's (normalized) host, under the deadline.
+
+    Returns where the addresses came from, the addresses in race order, and
+    the seconds from the start until they were known. A failure raises with
+    the trace of the connect so far.
+    """
     resolver = plan.resolver or _default_resolver()
-    found, source = resolver._lookup(plan.host, plan.port, plan.protocol, plan.deadline)
+    try:
+        found, source = resolver._lookup(plan.host, plan.port, plan.protocol, plan.deadline)
+    except InetError as exc:
+        if exc.trace is None:
+            exc.trace = _Record(plan, False, None, (), 0.0, (), None).failed()
+        raise
     addresses = order_addresses(found, bool(plan.bits & _PREFER_IPV6))
-    record.source = source
-    record.resolved = took = _monotonic() - plan.started
+    took = _monotonic() - plan.started
     if logger.isEnabledFor(DEBUG):
         logger.debug(
             "resolved %s from %s in %.1f ms: %s",
@@ -317,48 +347,25 @@ def _resolve(plan: Plan, record: _Record) -> Sequence[Address]:
             took * 1000,
             ", ".join(str(sockaddr[0]) for _, sockaddr in addresses),
         )
-    return addresses
+    return source, addresses, took
 
 
-def _of_local_family(plan: Plan, local_ip: str, addresses: Sequence[Address]) -> Sequence[Address]:
+def _of_local_family(
+    plan: Plan, local_ip: str, addresses: Sequence[Address], source: str, resolved: float
+) -> Sequence[Address]:
     """The addresses of the local address's family: the others cannot be reached from it."""
     family = socket.AF_INET6 if ":" in local_ip else socket.AF_INET
     matching = [a for a in addresses if a[0] == family]
     if not matching:
-        raise InvalidArgumentError(
+        error = InvalidArgumentError(
             f"connect to {plan.host} port {plan.port}: local_address {local_ip} is "
             f"{'IPv6' if family == socket.AF_INET6 else 'IPv4'}, but {plan.host} resolved only to "
             f"{', '.join(str(a[1][0]) for a in addresses)}",
             ErrorCode.INVALID_ARGUMENT,
         )
+        error.trace = _Record(plan, False, source, addresses, resolved, (), None).failed()
+        raise error
     return matching
-
-
-def _preparer(plan: Plan) -> Prepare:
-    """The hook that sets socket options and binds the local address on each fresh socket."""
-    bits = plan.bits
-    proto = plan.protocol
-    keepalive = plan.keepalive
-    local = plan.local
-
-    def prepare(sock: Socket, family: int) -> None:
-        apply_socket_options(sock, bits, proto, keepalive)
-        if local is None and not bits & _RESERVEDPORT:
-            return
-        any_ip = "::" if family == socket.AF_INET6 else "0.0.0.0"
-        ip = local[0] if local is not None and local[0] else any_ip
-        if bits & _RESERVEDPORT:
-            bind_reserved_port(sock, ip)
-            return
-        assert local is not None
-        try:
-            sock.bind((ip, local[1]))
-        except OSError as exc:
-            raise translate_os_error(
-                exc, action="bind local address", target=f"{ip} port {local[1]}"
-            ) from exc
-
-    return prepare
 
 
 def connect_url(

@@ -58,9 +58,17 @@ from ._transport import PlainTransport, Transport
 
 if TYPE_CHECKING:
     import ssl
+    from typing import Protocol as TypingProtocol
 
+    from ._core.plan import Plan
     from ._credentials import SecurityCredentials
     from ._tls import SecurityInfo
+
+    class TraceSource(TypingProtocol):
+        """What builds a handle's `ConnectTrace` when it is first asked for (``_connect._Record``)."""
+
+        def trace(self) -> ConnectTrace: ...
+
 
 __all__ = ["Connection", "check_timeout"]
 
@@ -147,7 +155,7 @@ class Connection:
     _options: Option
     _timeout: float | None
     _trace: ConnectTrace | None
-    _trace_source: Callable[[], ConnectTrace]
+    _trace_source: TraceSource
     _target: str
     _buffer: ReceiveBuffer
     _credentials: SecurityCredentials | None
@@ -162,36 +170,32 @@ class Connection:
         cls,
         sock: _socket.socket,
         remote: tuple[str, int],
-        host: str,
-        port: int,
-        protocol: Protocol,
-        options: Option,
-        timeout: float | None,
-        credentials: SecurityCredentials | None,
-        session_cache: bool,
-        trace: Callable[[], ConnectTrace],
+        plan: Plan,
+        trace: TraceSource,
         private: bool,
     ) -> Connection:
-        """The one internal constructor: a handle around a non-blocking socket and the plan's settings.
+        """The one internal constructor: a handle around a non-blocking socket, with the plan's settings.
 
         `connect` builds each attempt's handle just before its socket
         connects (work after the handshake would delay the caller) and keeps
         the winner's; ``remote`` is that attempt's address (saves a
         ``getpeername`` call); the local address is asked for when first
-        needed. ``trace`` builds the connect's `ConnectTrace` on first
-        access (most handles are never asked). ``private`` says that
-        `connect` still holds the handle (a TLS handshake or STARTTLS dialog
-        follows; see `Guard.private`) until it calls `_publish`. Positional
-        arguments and few objects: this runs on every connect.
+        needed. ``plan`` is the checked request (host, port, protocol,
+        options, timeout, credentials, session cache). ``trace.trace()``
+        builds the connect's `ConnectTrace` on first access (most handles
+        are never asked). ``private`` says that `connect` still holds the
+        handle (a TLS handshake or STARTTLS dialog follows; see
+        `Guard.private`) until it calls `_publish`. Few arguments and few
+        objects: this runs on every connect.
         """
         self = object.__new__(cls)
-        self._host = host
-        self._port = port
-        self._protocol = protocol
-        self._options = options
-        self._timeout = timeout
-        self._credentials = credentials
-        self._session_cache = session_cache
+        host = self._host = plan.host
+        port = self._port = plan.port
+        protocol = self._protocol = plan.protocol
+        self._options = plan.options
+        self._timeout = plan.timeout
+        self._credentials = plan.credentials
+        self._session_cache = plan.session_cache
         self._trace = None
         self._trace_source = trace
         self._remote = remote
@@ -201,8 +205,7 @@ class Connection:
             target = self._target = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
         else:
             target = self._target = f"{host} port {port} ({ip})"
-        guard = self._guard = Guard(bool(int(options) & _FREETHREAD), target)
-        guard.private = private
+        guard = self._guard = Guard(plan.bits & _FREETHREAD != 0, target, private)
         self._transport = self._plain = PlainTransport(sock, guard, target, protocol is _UDP)
         self._buffer = ReceiveBuffer(DEFAULT_MAX_BYTES)  # holds no bytes until a buffered read
         self._negotiated = None
@@ -259,7 +262,7 @@ class Connection:
         """How the connect went: resolution, attempts, TLS and STARTTLS times."""
         trace = self._trace
         if trace is None:
-            trace = self._trace = self._trace_source()
+            trace = self._trace = self._trace_source.trace()
         return trace
 
     @property

@@ -18,6 +18,14 @@ socket that polls writable without ``POLLERR``/``POLLHUP`` is connected, so
 no ``SO_ERROR`` query is needed on success; only a failed attempt asks for
 its errno.
 
+Order of work. On loopback the handshake completes inside ``connect_ex``,
+and Python work placed after it costs more than its own time (the peer's
+answers arrive, caches are cold, the caller's next step waits). So each
+attempt's socket is registered with the poll object, handed to ``adopt``
+(the caller builds its handle) and the race asked for its next step BEFORE
+``connect_ex``; what follows the connect is one poll and the race's
+``connected`` report.
+
 Waits are clamped: ``poll`` takes a C int of milliseconds, so a far deadline
 (``timeout=1e308``) is waited for in pieces of at most `MAX_POLL_MS`, and the
 arithmetic never rounds an infinite or huge float.
@@ -36,6 +44,7 @@ import math
 import os
 import select
 import socket
+import sys
 import time
 from _socket import socket as _raw_socket
 from collections.abc import Callable, Sequence
@@ -48,6 +57,7 @@ from ._core.race import (
     Lost,
     Race,
     Start,
+    Step,
     Wait,
     Won,
     describe_target,
@@ -62,10 +72,12 @@ __all__ = ["CONNECTION_ATTEMPT_DELAY", "Clock", "Poller", "Socket", "dial", "pol
 #: ``poll`` takes a C int of milliseconds; longer waits are done in pieces.
 MAX_POLL_MS: Final = 2**31 - 1
 
-#: Wake-ups of the race loop per address before giving up. Each wake-up
-#: starts, ends or times something, so a handful per address is normal; the
-#: bound only stops a broken clock from spinning forever (a far deadline
-#: waited for in `MAX_POLL_MS` pieces takes one wake-up per 24.8 days).
+#: Wake-ups without any socket event, per address, before the loop gives up.
+#: Every event ends an attempt and every start uses up an address, so only
+#: an empty wake-up can repeat; a handful per address is normal (each starts
+#: or times something). The bound only stops a broken clock from spinning
+#: forever (a far deadline waited for in `MAX_POLL_MS` pieces takes one
+#: wake-up per 24.8 days).
 MAX_WAKEUPS_PER_ADDRESS: Final = 1000
 
 # SOCK_NONBLOCK makes the socket non-blocking as it is created (one system
@@ -87,8 +99,13 @@ _FATAL_CODES: Final = frozenset({ErrorCode.PERMISSION_DENIED, ErrorCode.INVALID_
 _POLL_FAILED: Final = select.POLLERR | select.POLLHUP
 _POLLOUT: Final = select.POLLOUT
 _SOL_SOCKET: Final = socket.SOL_SOCKET
+_STREAM: Final = socket.SOCK_STREAM | _NONBLOCK
+_DGRAM: Final = socket.SOCK_DGRAM | _NONBLOCK
+_IPPROTO_TCP: Final = socket.IPPROTO_TCP
+_IPPROTO_UDP: Final = socket.IPPROTO_UDP
 _SO_ERROR: Final = socket.SO_ERROR
 _DEBUG: Final = DEBUG
+_modules = sys.modules
 
 #: The sockets the dialer makes: the C-level ``_socket.socket`` that
 #: ``socket.socket`` extends. Nothing in inetkit needs the wrapper's extras
@@ -151,46 +168,17 @@ def poll_ms(seconds: float | None) -> int | None:
     return math.ceil(ms)
 
 
-def _open(
-    family: int,
-    sockaddr: tuple[Any, ...],
-    kind: int,
-    proto: int,
-    prepare: Prepare | None,
-    adopt: Adopt | None,
-    index: int,
-) -> tuple[Socket, int]:
-    """Create a non-blocking socket, prepare it, hand it to ``adopt`` and start connecting.
-
-    Returns the socket and ``connect_ex``'s errno (0: connected already;
-    else in progress). Raises `OSError` (or `InetError`) when this attempt
-    failed, `_Fatal` when ``prepare`` refused the configuration; the socket
-    is closed in both cases.
-    """
-    sock = _raw_socket(family, kind | _NONBLOCK, proto)
+def _prepared(prepare: Prepare, sock: Socket, family: int, sockaddr: tuple[Any, ...]) -> None:
+    """Run the ``prepare`` hook on a fresh socket; `_Fatal` when no other address can cure its failure."""
     try:
-        if not _NONBLOCK:  # pragma: no cover - platforms without SOCK_NONBLOCK
-            sock.setblocking(False)
-        if prepare is not None:
-            try:
-                prepare(sock, family)
-            except OSError as exc:
-                error = translate_os_error(exc, action="prepare a socket for", target=str(sockaddr[0]))
-                if error.code in _FATAL_CODES or isinstance(error, InvalidArgumentError):
-                    if error is not exc:
-                        error.__cause__ = exc
-                    raise _Fatal(error) from exc
-                raise
-        if adopt is not None:
-            adopt(sock, index)
-        code = sock.connect_ex(sockaddr)
-    except BaseException:
-        sock.close()
+        prepare(sock, family)
+    except OSError as exc:
+        error = translate_os_error(exc, action="prepare a socket for", target=str(sockaddr[0]))
+        if error.code in _FATAL_CODES or isinstance(error, InvalidArgumentError):
+            if error is not exc:
+                error.__cause__ = exc
+            raise _Fatal(error) from exc
         raise
-    if code == 0 or code in _IN_PROGRESS:
-        return sock, code
-    sock.close()
-    raise OSError(code, os.strerror(code))
 
 
 def dial(
@@ -234,47 +222,39 @@ def dial(
     """
     if not addresses:
         raise InvalidArgumentError(f"connect to {race.host} port {race.port}: no address to connect to")
-    kind = socket.SOCK_DGRAM if datagram else socket.SOCK_STREAM
-    proto = socket.IPPROTO_UDP if datagram else socket.IPPROTO_TCP
-    debug = logger.isEnabledFor(_DEBUG)
-    socks: list[Socket | None] = [None] * len(addresses)  # by attempt, until it ends
+    if datagram:
+        kind = _DGRAM
+        proto = _IPPROTO_UDP
+    else:
+        kind = _STREAM
+        proto = _IPPROTO_TCP
+    # `logging` not loaded: nobody can have enabled DEBUG (see _log), and no call is made.
+    debug = "logging" in _modules and logger.isEnabledFor(_DEBUG)
+    socks: dict[int, Socket] = {}  # attempt -> its socket, until the attempt ends
     polled: dict[int, int] = {}  # descriptor -> attempt, while in flight
     poll = poller()
+    idle = 0  # wake-ups that brought no event
+    # The step the race gave as an attempt started, and its poll timeout
+    # (both settled before the connect).
+    waiting: Step | None = None
+    waiting_ms: int | None = None
     step = race.next(clock())
     try:
-        for _ in range(MAX_WAKEUPS_PER_ADDRESS * len(addresses)):
-            if type(step) is Won:  # checked first: it ends the common path, right after the poll
-                index = step.attempt
-                winner = socks[index]
-                socks[index] = None
-                assert winner is not None
-                if debug:
-                    _log_end(race)
-                return winner, index
-            elif type(step) is Start:
-                index = step.attempt
-                family, sockaddr = addresses[index]
-                if debug:
-                    _log_start(race, index, len(addresses), str(sockaddr[0]), clock())
-                try:
-                    sock, code = _open(family, sockaddr, kind, proto, prepare, adopt, index)
-                except _Fatal as fatal:
-                    step = race.failed(index, clock(), fatal.error, fatal=True)
-                except OSError as exc:
-                    step = race.failed(index, clock(), _failed(exc, race, str(sockaddr[0])))
-                else:
-                    socks[index] = sock
-                    if code == 0:  # a datagram socket, or a TCP connect that ended at once
-                        step = race.connected(index, clock())
-                    else:
-                        fd = sock.fileno()
-                        polled[fd] = index
-                        poll.register(fd, _POLLOUT)
-                        step = race.next(clock())
-            elif type(step) is Wait:
-                events = poll.poll(poll_ms(step.seconds))
+        # Won ends the loop: the common path leaves right after the poll.
+        while type(step) is not Won:
+            if type(step) is Wait:  # first: the wait is what follows the connect
+                events = poll.poll(waiting_ms if step is waiting else poll_ms(step.seconds))
                 now = clock()
                 if not events:
+                    # Only a wake-up without events can repeat without progress
+                    # (every event ends an attempt): bound them against a broken clock.
+                    idle += 1
+                    if idle > MAX_WAKEUPS_PER_ADDRESS * len(addresses):
+                        raise InetError(
+                            f"connect to {race.host} port {race.port}: gave up after too many wake-ups "
+                            "without progress (is the clock moving?)",
+                            ErrorCode.NETWORK_ERROR,
+                        )
                     step = race.next(now)
                     continue
                 if len(events) > 1:
@@ -282,35 +262,78 @@ def dial(
                     events.sort(key=lambda event: polled[event[0]])
                 for fd, flags in events:
                     index = polled.pop(fd)
-                    ended = socks[index]
-                    assert ended is not None
                     # Writable without error or hang-up: connected, no SO_ERROR query.
-                    code = ended.getsockopt(_SOL_SOCKET, _SO_ERROR) if flags & _POLL_FAILED else 0
-                    if code == 0:
+                    if not flags & _POLL_FAILED:
                         step = race.connected(index, now)
                         break  # the race is over
+                    ended = socks[index]
+                    code = ended.getsockopt(_SOL_SOCKET, _SO_ERROR)
+                    if code == 0:
+                        step = race.connected(index, now)
+                        break
                     poll.unregister(fd)
-                    socks[index] = None
+                    del socks[index]
                     ended.close()
                     error = _failed(OSError(code, os.strerror(code)), race, str(addresses[index][1][0]))
                     step = race.failed(index, now, error)
+            elif type(step) is Start:
+                index = step.attempt
+                family, sockaddr = addresses[index]
+                if debug:
+                    _log_start(race, index, len(addresses), str(sockaddr[0]), clock())
+                try:
+                    sock = socks[index] = _raw_socket(family, kind, proto)
+                    if not _NONBLOCK:  # pragma: no cover - platforms without SOCK_NONBLOCK
+                        sock.setblocking(False)
+                    if prepare is not None:
+                        _prepared(prepare, sock, family, sockaddr)
+                    if adopt is not None:
+                        adopt(sock, index)
+                    # What the loop does next is settled before the connect
+                    # starts: on loopback the handshake completes inside
+                    # connect_ex, and work placed after it delays the caller.
+                    fd = sock.fileno()
+                    polled[fd] = index
+                    poll.register(fd, _POLLOUT)
+                    waiting = race.next(clock())
+                    if type(waiting) is Wait:  # and the poll's timeout for it
+                        waiting_ms = poll_ms(waiting.seconds)
+                    code = sock.connect_ex(sockaddr)
+                    if code and code not in _IN_PROGRESS:
+                        raise OSError(code, os.strerror(code))
+                except (_Fatal, OSError) as exc:
+                    failed = socks.pop(index, None)
+                    if failed is not None:
+                        fd = failed.fileno()
+                        if polled.pop(fd, None) is not None:
+                            poll.unregister(fd)
+                        failed.close()
+                    if type(exc) is _Fatal:
+                        step = race.failed(index, clock(), exc.error, fatal=True)
+                    else:
+                        step = race.failed(index, clock(), _failed(exc, race, str(sockaddr[0])))
+                    continue
+                # In progress: wait as the race said; 0: a datagram socket, or
+                # a TCP connect that ended at once.
+                step = waiting if code else race.connected(index, clock())
             else:
                 assert type(step) is Lost
                 if debug:
                     _log_end(race)
                 raise step.error
-        raise InetError(
-            f"connect to {race.host} port {race.port}: gave up after too many wake-ups without progress "
-            "(is the clock moving?)",
-            ErrorCode.NETWORK_ERROR,
-        )
     except BaseException:
         race.abandon(clock())
+        for loser in socks.values():
+            loser.close()
         raise
-    finally:
-        for loser in socks:
-            if loser is not None:
-                loser.close()
+    index = step.attempt
+    winner = socks.pop(index)
+    if socks:
+        for loser in socks.values():
+            loser.close()
+    if debug:
+        _log_end(race)
+    return winner, index
 
 
 def _log_start(race: Race, index: int, total: int, ip: str, now: float) -> None:

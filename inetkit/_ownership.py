@@ -62,6 +62,7 @@ _MAX_POLL_SECONDS = MAX_POLL_MS / 1000
 MAX_LOCK_WAIT = threading.TIMEOUT_MAX
 
 _get_ident = threading.get_ident
+_allocate_lock = threading.Lock
 
 
 class Guard:
@@ -83,9 +84,12 @@ class Guard:
         "write_lock",
     )
 
-    def __init__(self, free_thread: bool, describe: str) -> None:
+    owner: int | None
+    read_lock: threading.Lock | None
+    write_lock: threading.Lock | None
+
+    def __init__(self, free_thread: bool, describe: str, private: bool = False) -> None:
         self.free = free_thread
-        self.owner: int | None = None if free_thread else _get_ident()
         self.busy = 0
         self.closed = False
         self.closing = False
@@ -93,13 +97,18 @@ class Guard:
         self.wake_fd = -1
         self.describe = describe
         # True while connect still holds the handle (see Waiter.wait).
-        self.private = False
-        self._lock = threading.Lock()
+        self.private = private
+        self._lock = _allocate_lock()
         # Made only when a close has to wait for blocked calls (rare; a
         # Condition costs microseconds that every connect would pay).
         self._closer: threading.Condition | None = None
-        self.read_lock: threading.Lock | None = threading.Lock() if free_thread else None
-        self.write_lock: threading.Lock | None = threading.Lock() if free_thread else None
+        if free_thread:
+            self.owner = None
+            self.read_lock = _allocate_lock()
+            self.write_lock = _allocate_lock()
+        else:
+            self.owner = _get_ident()
+            self.read_lock = self.write_lock = None
 
     # -- entering and leaving operations -------------------------------
 
@@ -196,9 +205,13 @@ class Guard:
         with self._lock:
             if self.busy or self.closed or self.closing:
                 return False
-            if self.owner is not None and self.owner != _get_ident():
+            owner = self.owner
+            if owner is not None and owner != _get_ident():
                 return False
-            self._mark_closed()
+            self.closed = True
+            if self.wake_fd >= 0:  # as _mark_closed, inlined: this runs on every close
+                os.close(self.wake_fd)
+                self.wake_fd = -1
             return True
 
     def begin_close(self, *, check_owner: bool) -> bool:
@@ -300,13 +313,13 @@ class Waiter:
             # idle handle would hold it for nothing (a few hundred bytes each).
             poll = select.poll()
             poll.register(self._sock_fd, self._events)
-        else:
+        elif self._poll is not None:
             poll = self._poll
-            if poll is None:
-                self._wake_fd = guard.wake_descriptor()
-                poll = self._poll = select.poll()
-                poll.register(self._sock_fd, self._events)
-                poll.register(self._wake_fd, _POLL_WAKE)
+        else:
+            self._wake_fd = guard.wake_descriptor()
+            poll = self._poll = select.poll()
+            poll.register(self._sock_fd, self._events)
+            poll.register(self._wake_fd, _POLL_WAKE)
         guard.check_interrupt()
         while True:
             if deadline is None:

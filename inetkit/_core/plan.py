@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection
-from typing import TYPE_CHECKING, Final, NamedTuple
+from typing import TYPE_CHECKING, Final
 
 from .._connection import check_timeout
 from .._errors import ErrorCode, InvalidArgumentError
@@ -51,11 +51,39 @@ _PREPARE_FLAGS: Final = SOCKET_FLAGS | _RESERVEDPORT
 _UNKNOWN_FLAGS: Final = ~ALL_OPTIONS
 _TCP: Final = Protocol.TCP
 _UDP: Final = Protocol.UDP
+_NONE: Final = Option.NONE
+_INF: Final = math.inf
 _AF_INET: Final = 2  # socket.AF_INET, the same on every platform
 
 
-class Plan(NamedTuple):
-    """A checked, normalized connect request (see the module header); immutable."""
+class Plan:
+    """A checked, normalized connect request (see the module header).
+
+    Only `make_plan` makes one, and nothing changes it afterwards. A class
+    with ``__slots__`` rather than a named tuple: the driver reads about
+    twenty fields per connect, and slot reads are the attribute access that
+    the interpreter specializes (a named tuple's field getter is not).
+    """
+
+    __slots__ = (
+        "attempt_delay",
+        "bits",
+        "credentials",
+        "deadline",
+        "host",
+        "keepalive",
+        "literal",
+        "local",
+        "options",
+        "port",
+        "prepare",
+        "protocol",
+        "resolver",
+        "session_cache",
+        "started",
+        "starttls",
+        "timeout",
+    )
 
     host: str
     """The host, normalized (`check_host`)."""
@@ -87,7 +115,8 @@ class Plan(NamedTuple):
     """Whether each fresh socket needs socket options or a bind before it connects."""
 
 
-_new_plan = tuple.__new__
+# object.__new__ and the fields set in make_plan: no Python-level __init__ call per connect.
+_new_plan = object.__new__
 
 
 def make_plan(
@@ -120,26 +149,36 @@ def make_plan(
             ``INVALID_HOST_NAME``.
     """
     proto = protocol if protocol is _TCP or protocol is _UDP else _check_protocol(protocol)
-    if type(options) is Option and not int(options) & _UNKNOWN_FLAGS:
-        opts = options  # the common case, without a call
+    if options is _NONE:  # the default: no flag to check
+        opts: Option = _NONE
+        bits = given = 0
     else:
-        opts = check_options(options)
-    bits = given = int(opts)
-    if type(timeout) is float or type(timeout) is int:
+        if type(options) is Option and not int(options) & _UNKNOWN_FLAGS:
+            opts = options
+        else:
+            opts = check_options(options)
+        bits = given = int(opts)
+    if (type(timeout) is float or type(timeout) is int) and 0 < timeout < _INF:
         # The common case without a call; bool is not an int here on purpose.
-        if not 0 < timeout < math.inf:
-            check_timeout(timeout, "timeout")  # raises, naming the field
         seconds: float | None = float(timeout)
     else:
-        seconds = check_timeout(timeout, "timeout")
-    name = host if normalized and type(host) is str else check_host(host)
+        seconds = check_timeout(timeout, "timeout")  # None, or raises naming the field
+    # check_host remembered whether the text it saw is an IP literal, and
+    # how it normalizes: one dictionary look-up instead of two.
+    known = cached_literal(host) if type(host) is str else None
+    if known is not None:
+        name = known[0]
+    elif normalized and type(host) is str:
+        name = host
+    else:
+        name = check_host(host)
     number = port if type(port) is int and 0 < port < 65536 else check_port(port, proto)
     local = None if local_address is None else _check_local_address(local_address)
     if attempt_delay is CONNECTION_ATTEMPT_DELAY:
         delay: float = CONNECTION_ATTEMPT_DELAY  # the default: nothing to check
     else:
         delay = _check_attempt_delay(attempt_delay)
-    if type(session_cache) is not bool:
+    if session_cache is not True and session_cache is not False:
         raise TypeError(f"session_cache must be True or False, not {type(session_cache).__name__}")
     tuning: KeepAlive | None = None
     if keepalive is not None:
@@ -168,42 +207,36 @@ def make_plan(
         creds = credentials
     if implicit_tls and dialog is None:
         bits |= _SECURE
-    if bits != given:
-        opts = Option(bits)
+    prepare = False
     if bits or dialog is not None or local is not None:
+        if bits != given:
+            opts = Option(bits)
         _check_combinations(bits, proto, local, dialog, name, number)
-    # check_host remembered whether the text it saw is an IP literal: a
-    # dictionary look-up instead of parsing the address again.
-    known = cached_literal(host) if type(host) is str else None
+        prepare = bool(bits & _PREPARE_FLAGS) or local is not None
     literal: Address | None
     if known is not None:
         literal = (known[1], (name, number) if known[1] == _AF_INET else (name, number, 0, 0))
     else:
         literal = literal_sockaddr(name, number)
-    # tuple.__new__ skips the generated Python-level __new__ (one call fewer
-    # per connect); the fields are in `Plan`'s order.
-    return _new_plan(
-        Plan,
-        (
-            name,
-            number,
-            proto,
-            opts,
-            bits,
-            seconds,
-            started,
-            None if seconds is None else started + seconds,
-            creds,
-            session_cache,
-            local,
-            chosen,
-            dialog,
-            tuning,
-            math.inf if proto is _UDP else delay,
-            literal,
-            bool(bits & _PREPARE_FLAGS) or local is not None,
-        ),
-    )
+    plan = _new_plan(Plan)
+    plan.host = name
+    plan.port = number
+    plan.protocol = proto
+    plan.options = opts
+    plan.bits = bits
+    plan.timeout = seconds
+    plan.started = started
+    plan.deadline = None if seconds is None else started + seconds
+    plan.credentials = creds
+    plan.session_cache = session_cache
+    plan.local = local
+    plan.resolver = chosen
+    plan.starttls = dialog
+    plan.keepalive = tuning
+    plan.attempt_delay = _INF if proto is _UDP else delay
+    plan.literal = literal
+    plan.prepare = prepare
+    return plan
 
 
 def _check_protocol(protocol: object) -> Protocol:

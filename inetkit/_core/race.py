@@ -84,6 +84,8 @@ CONNECTION_ATTEMPT_DELAY: Final = 0.25
 #: ``(family, sockaddr)`` as ``getaddrinfo`` gives it.
 Address = tuple[int, tuple[Any, ...]]
 
+_INF: Final = float("inf")
+
 #: Outcomes of an attempt, as the trace names them.
 PENDING: Final = "pending"
 CONNECTED: Final = "connected"
@@ -127,6 +129,13 @@ class Lost(NamedTuple):
 _step = tuple.__new__
 
 Step = Start | Wait | Won | Lost
+
+#: Steps are immutable, so the `Start` and `Won` of the first attempts are
+#: made once, here: a race of one then builds only its `Wait`. Sixteen is
+#: more addresses than a name usually has; further steps are built as needed.
+_MADE_ONCE: Final = 16
+_STARTS: Final = tuple(_step(Start, (index,)) for index in range(_MADE_ONCE))
+_WINS: Final = tuple(_step(Won, (index,)) for index in range(_MADE_ONCE))
 
 
 # -- messages ------------------------------------------------------------------
@@ -191,7 +200,8 @@ class Race:
         self.host = host
         self.port = port
         self.started = started
-        self._deadline = deadline
+        # No deadline is an infinite one: one comparison per step instead of two.
+        self._deadline = _INF if deadline is None else deadline
         self._delay = attempt_delay
         # The raw trace: one [start, end, outcome, error] per started attempt.
         self._log: list[list[Any]] = []
@@ -213,27 +223,27 @@ class Race:
         if verdict is not None:
             return verdict
         deadline = self._deadline
-        if deadline is not None and now >= deadline:
+        if now >= deadline:
             self._expire(now)
             verdict = self._verdict = _step(Lost, (self.error(now),))
             return verdict
         index = self._next
         if index < self._total:
-            if now >= self._due:
+            due = self._due
+            if now >= due:
                 self._next = index + 1
                 self._running += 1
                 self._due = now + self._delay
                 self._log.append([now, None, PENDING, None])
-                return _step(Start, (index,))
-            limit: float | None = self._due - now
-        elif not self._running:
+                return _STARTS[index] if index < _MADE_ONCE else _step(Start, (index,))
+            # The next start, or the deadline if it comes first (an infinite one never does).
+            limit = due - now
+            left = deadline - now
+            return _step(Wait, (left if left < limit else limit,))
+        if not self._running:
             verdict = self._verdict = _step(Lost, (self.error(now),))
             return verdict
-        else:
-            limit = None
-        if deadline is not None and (limit is None or deadline - now < limit):
-            limit = deadline - now
-        return _step(Wait, (limit,))
+        return _step(Wait, (None if deadline == _INF else deadline - now,))
 
     # -- reports -------------------------------------------------------------------
 
@@ -249,7 +259,7 @@ class Race:
             self._running -= 1
         if self._running:
             self.abandon(now)
-        verdict = self._verdict = _step(Won, (index,))
+        verdict = self._verdict = _WINS[index] if index < _MADE_ONCE else _step(Won, (index,))
         return verdict
 
     def failed(self, index: int, now: float, error: InetError, *, fatal: bool = False) -> Step:
