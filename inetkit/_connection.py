@@ -155,7 +155,7 @@ class Connection:
     _options: Option
     _timeout: float | None
     _trace: ConnectTrace | None
-    _trace_source: TraceSource
+    _trace_source: TraceSource | None
     _target: str
     _buffer: ReceiveBuffer
     _credentials: SecurityCredentials | None
@@ -262,7 +262,11 @@ class Connection:
         """How the connect went: resolution, attempts, TLS and STARTTLS times."""
         trace = self._trace
         if trace is None:
-            trace = self._trace = self._trace_source.trace()
+            source = self._trace_source
+            assert source is not None  # dropped only once the trace is built
+            trace = self._trace = source.trace()
+            # The readings (and the plan and race they hang on) are not needed again.
+            self._trace_source = None
         return trace
 
     @property
