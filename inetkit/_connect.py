@@ -300,7 +300,7 @@ def _secure(plan: Plan, conn: Connection, context: ssl.SSLContext | None) -> Non
             trace = conn.trace
             trace.starttls = _monotonic() - dialog_started - (trace.tls_handshake or 0.0)
         else:
-            conn._start_security(plan.credentials, None, plan.deadline, context)
+            conn._start_tls(plan.credentials, None, plan.deadline, context)
     except BaseException as exc:
         conn._close(check_owner=False)
         if isinstance(exc, InetError):

@@ -752,9 +752,9 @@ class Connection:
             raise translate_os_error(exc, action="enable_security on", target=self._target) from exc
         if waiting:
             raise self._unexpected_plaintext(None)
-        self._start_security(credentials or self._credentials, server_name, deadline)
+        self._start_tls(credentials or self._credentials, server_name, deadline)
 
-    def _start_security(
+    def _start_tls(
         self,
         credentials: SecurityCredentials | None,
         server_name: str | None,
