@@ -49,7 +49,7 @@ MIX = (
 )
 #: TLS cycles of the memory run (5,000 take about a minute under tracemalloc on
 #: two cores; this many show the same flat line in a fraction of the time).
-MEMORY_CYCLES = int(os.environ.get("INETKIT_MEMORY_CYCLES", "1000"))
+MEMORY_CYCLES = int(os.environ.get("INETKIT_MEMORY_CYCLES", "5000"))
 #: Cycles before the first memory snapshot: caches (contexts, sessions) fill up.
 WARM_UP = 100
 #: Allowed growth of traced memory over the memory run: a leak of even 100
