@@ -15,8 +15,9 @@ Three kinds of failure are kept apart, because the user's next step differs:
 * "you closed it" -> `InetError` with `HANDLE_CLOSED`;
 * "the network broke it" -> the translated `OSError` / `ssl.SSLError`.
 
-`translate_os_error` is the only place that turns an errno into a class and a
-code; everything else calls it, always with ``raise ... from exc``. An
+`translate_os_error` is the only place that turns an errno (or a
+``getaddrinfo`` EAI_* number) into a class and a code; everything else calls
+it, always with ``raise ... from exc``. An
 `ssl.SSLError` given to it goes on to its TLS half, ``_tls.errors``
 (OpenSSL's reasons and verification results), which in turn classifies the
 plain OS errors met during a handshake through this errno table.
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import enum
 import errno as _errno
+import socket
 import ssl
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -361,6 +363,18 @@ _HINTS: dict[ErrorCode, str] = {
 }
 
 
+def _gai_reason(exc: socket.gaierror) -> str:
+    """What a ``getaddrinfo`` failure means, in words a user can act on."""
+    code = exc.errno
+    if code in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)):
+        return "no such host (the name has no address)"
+    if code == socket.EAI_AGAIN:
+        return "temporary failure in name resolution (the DNS server did not answer; try again later)"
+    if code == socket.EAI_FAIL:
+        return "the DNS server failed to answer"
+    return exc.strerror or str(exc)
+
+
 def translate_os_error(
     exc: BaseException,
     *,
@@ -382,6 +396,11 @@ def translate_os_error(
         from ._tls.errors import map_ssl_error
 
         return map_ssl_error(exc, target=target, credentials_given=False)
+    if isinstance(exc, socket.gaierror):
+        # getaddrinfo's own numbers (EAI_*), not errnos: the name was not found.
+        return HostNotFoundError(
+            f"host name {target} not found: {_gai_reason(exc)}", ErrorCode.HOST_NOT_FOUND
+        )
     if isinstance(exc, TimeoutError) and getattr(exc, "errno", None) is None:
         return InetTimeoutError(f"{action} {target}: timed out", ErrorCode.TIMED_OUT)
     err = getattr(exc, "errno", None)

@@ -352,17 +352,6 @@ def run_until(deadline: float, host: str, what: str, call: Callable[[], _T]) -> 
     return value
 
 
-def _gai_reason(exc: socket.gaierror) -> str:
-    code = exc.errno
-    if code in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)):
-        return "no such host (the name has no address)"
-    if code == socket.EAI_AGAIN:
-        return "temporary failure in name resolution (the DNS server did not answer; try again later)"
-    if code == socket.EAI_FAIL:
-        return "the DNS server failed to answer"
-    return exc.strerror or str(exc)
-
-
 def _getaddrinfo(host: str, port: int, protocol: Protocol) -> list[AddressInfo]:
     """``getaddrinfo`` for one host, its errors translated, other families dropped."""
     if protocol is Protocol.UDP:
@@ -374,9 +363,7 @@ def _getaddrinfo(host: str, port: int, protocol: Protocol) -> list[AddressInfo]:
         # through the standard library's IDNA 2003 codec again.
         infos = socket.getaddrinfo(host.encode("ascii"), port, socket.AF_UNSPEC, kind, proto)
     except socket.gaierror as exc:
-        raise HostNotFoundError(
-            f"host name {host} not found: {_gai_reason(exc)}", ErrorCode.HOST_NOT_FOUND
-        ) from exc
+        raise translate_os_error(exc, action="resolve", target=host) from exc
     except UnicodeError as exc:
         raise InvalidArgumentError(
             f"host name {host!r} is not in normalized (ASCII) form; pass it through "
@@ -572,13 +559,9 @@ class Resolver:
                 found = call()
             else:
                 found = run_until(deadline, host, f"{type(self).__name__}.resolve", call)
-        except socket.gaierror as exc:
-            raise HostNotFoundError(
-                f"host name {host} not found: {_gai_reason(exc)}", ErrorCode.HOST_NOT_FOUND
-            ) from exc
         except InetError:
             raise
-        except OSError as exc:
+        except OSError as exc:  # socket.gaierror included: HOST_NOT_FOUND
             raise translate_os_error(exc, action="resolve", target=host) from exc
         return _check_custom(found, type(self).__name__, host), "custom"
 
