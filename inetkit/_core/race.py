@@ -58,7 +58,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import Any, Final, Self
 
 from .._errors import ErrorCode, InetError, InetTimeoutError
 from .._trace import Attempt
@@ -108,13 +108,13 @@ TIMED_OUT: Final = "timed out"
 
 class _Step(tuple):  # type: ignore[type-arg]  # one field; the subclasses name it
     __slots__ = ()
-    _field = ""
+    __match_args__: tuple[str]
 
     def __new__(cls, value: object) -> Self:
         return tuple.__new__(cls, (value,))
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._field}={self[0]!r})"
+        return f"{type(self).__name__}({self.__match_args__[0]}={self[0]!r})"
 
 
 class Start(_Step):
@@ -122,14 +122,7 @@ class Start(_Step):
 
     __slots__ = ()
     __match_args__ = ("attempt",)
-    _field = "attempt"
-    if TYPE_CHECKING:
-
-        @property
-        def attempt(self) -> int: ...
-
-    else:
-        attempt = property(itemgetter(0))
+    attempt: int
 
 
 class Wait(_Step):
@@ -137,14 +130,7 @@ class Wait(_Step):
 
     __slots__ = ()
     __match_args__ = ("seconds",)
-    _field = "seconds"
-    if TYPE_CHECKING:
-
-        @property
-        def seconds(self) -> float | None: ...
-
-    else:
-        seconds = property(itemgetter(0))
+    seconds: float | None
 
 
 class Won(_Step):
@@ -152,14 +138,7 @@ class Won(_Step):
 
     __slots__ = ()
     __match_args__ = ("attempt",)
-    _field = "attempt"
-    if TYPE_CHECKING:
-
-        @property
-        def attempt(self) -> int: ...
-
-    else:
-        attempt = property(itemgetter(0))
+    attempt: int
 
 
 class Lost(_Step):
@@ -167,14 +146,14 @@ class Lost(_Step):
 
     __slots__ = ()
     __match_args__ = ("error",)
-    _field = "error"
-    if TYPE_CHECKING:
+    error: InetError
 
-        @property
-        def error(self) -> InetError: ...
 
-    else:
-        error = property(itemgetter(0))
+# Each step's one field, read through a C-level getter (the annotations above
+# are what type checkers see).
+for _kind in (Start, Wait, Won, Lost):
+    setattr(_kind, _kind.__match_args__[0], property(itemgetter(0)))
+del _kind
 
 
 _step = tuple.__new__
