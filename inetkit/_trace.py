@@ -9,6 +9,8 @@ moment `connect` was called, on the same monotonic clock as the deadline.
 
 from __future__ import annotations
 
+from ._options import FieldValue
+
 __all__ = ["Attempt", "ConnectTrace", "Resolution"]
 
 # These are plain classes with __slots__ rather than dataclasses: the
@@ -17,10 +19,11 @@ __all__ = ["Attempt", "ConnectTrace", "Resolution"]
 # dataclasses gave: positional and keyword construction with the same field
 # order and defaults, mutable fields, ``==`` between instances of the same
 # class, no hash, the ``Name(field=value, ...)`` repr, ``__match_args__``, and
-# pickling (of the errors that carry a trace, too).
+# pickling (of the errors that carry a trace, too); `FieldValue` gives the
+# equality and the repr.
 
 
-class Resolution:
+class Resolution(FieldValue):
     """The name lookup: where the addresses came from and how long it took.
 
     Attributes:
@@ -48,19 +51,9 @@ class Resolution:
     def _fields(self) -> tuple[object, ...]:
         return (self.source, self.addresses, self.duration)
 
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self._fields() == other._fields()
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__qualname__}(source={self.source!r}, addresses={self.addresses!r}, "
-            f"duration={self.duration!r})"
-        )
 
 
-class Attempt:
+class Attempt(FieldValue):
     """One connection attempt to one address.
 
     Attributes:
@@ -109,17 +102,6 @@ class Attempt:
     def _fields(self) -> tuple[object, ...]:
         return (self.address, self.port, self.family, self.start, self.duration, self.outcome, self.error)
 
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self._fields() == other._fields()
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__qualname__}(address={self.address!r}, port={self.port!r}, "
-            f"family={self.family!r}, start={self.start!r}, duration={self.duration!r}, "
-            f"outcome={self.outcome!r}, error={self.error!r})"
-        )
 
     def describe(self) -> str:
         """One line: where, when it started, how it ended and after how long."""
@@ -129,7 +111,7 @@ class Attempt:
         return f"{where} started at +{self.start * 1000:.1f} ms, {self.outcome}{took}{detail}"
 
 
-class ConnectTrace:
+class ConnectTrace(FieldValue):
     """The record of one `connect`: resolution, attempts, TLS, STARTTLS.
 
     Attributes:
@@ -184,17 +166,6 @@ class ConnectTrace:
             self.total,
         )
 
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self._fields() == other._fields()
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__qualname__}(host={self.host!r}, port={self.port!r}, "
-            f"resolution={self.resolution!r}, attempts={self.attempts!r}, "
-            f"tls_handshake={self.tls_handshake!r}, starttls={self.starttls!r}, total={self.total!r})"
-        )
 
     def format(self) -> str:
         """A human-readable multi-line summary (what ``inetkit probe`` prints)."""
