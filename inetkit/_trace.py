@@ -9,6 +9,8 @@ moment `connect` was called, on the same monotonic clock as the deadline.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ._options import FieldValue
 
 __all__ = ["Attempt", "ConnectTrace", "Resolution"]
@@ -50,7 +52,6 @@ class Resolution(FieldValue):
 
     def _fields(self) -> tuple[object, ...]:
         return (self.source, self.addresses, self.duration)
-
 
 
 class Attempt(FieldValue):
@@ -101,7 +102,6 @@ class Attempt(FieldValue):
 
     def _fields(self) -> tuple[object, ...]:
         return (self.address, self.port, self.family, self.start, self.duration, self.outcome, self.error)
-
 
     def describe(self) -> str:
         """One line: where, when it started, how it ended and after how long."""
@@ -166,22 +166,30 @@ class ConnectTrace(FieldValue):
             self.total,
         )
 
-
     def format(self) -> str:
         """A human-readable multi-line summary (what ``inetkit probe`` prints)."""
+        return "\n".join(self.lines())
+
+    def lines(self, attempt_line: Callable[[Attempt], str] | None = None) -> list[str]:
+        """`format`'s lines; ``attempt_line`` words each attempt (``inetkit probe`` colours them)."""
+        ms = _ms
         lines = [f"connect {self.host} port {self.port}"]
         if self.resolution is not None:
             res = self.resolution
             lines.append(
                 f"  resolve: {len(res.addresses)} address(es) from {res.source} "
-                f"in {res.duration * 1000:.1f} ms: {', '.join(res.addresses)}"
+                f"in {ms(res.duration)}: {', '.join(res.addresses)}"
             )
         for attempt in self.attempts:
-            lines.append(f"  attempt {attempt.describe()}")
+            lines.append(f"  attempt {attempt.describe() if attempt_line is None else attempt_line(attempt)}")
         if self.starttls is not None:
-            lines.append(f"  starttls dialog: {self.starttls * 1000:.1f} ms")
+            lines.append(f"  starttls dialog: {ms(self.starttls)}")
         if self.tls_handshake is not None:
-            lines.append(f"  tls handshake: {self.tls_handshake * 1000:.1f} ms")
+            lines.append(f"  tls handshake: {ms(self.tls_handshake)}")
         if self.total is not None:
-            lines.append(f"  total: {self.total * 1000:.1f} ms")
-        return "\n".join(lines)
+            lines.append(f"  total: {ms(self.total)}")
+        return lines
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"

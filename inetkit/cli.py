@@ -453,15 +453,8 @@ def attempt_outcome(attempt: Attempt) -> str:
 
 def format_trace(trace: ConnectTrace, paint: Paint = _PLAIN) -> list[str]:
     """The connect trace, one phase per line (the attempts' outcomes coloured on a terminal)."""
-    lines = [paint("bold", f"connect {trace.host} port {trace.port}")]
-    if trace.resolution is not None:
-        res = trace.resolution
-        lines.append(
-            f"  resolve: {len(res.addresses)} address(es) from {res.source} "
-            f"in {_ms(res.duration)}: {', '.join(res.addresses)}"
-        )
-    for attempt in trace.attempts:
-        where = _where((attempt.address, attempt.port))
+
+    def attempt_line(attempt: Attempt) -> str:
         outcome = attempt_outcome(attempt)
         if outcome == "connected":
             said = paint("green", "connected")
@@ -471,13 +464,11 @@ def format_trace(trace: ConnectTrace, paint: Paint = _PLAIN) -> list[str]:
             said = paint("red", f"failed ({outcome})")
         took = "" if attempt.duration is None else f" after {_ms(attempt.duration)}"
         detail = f": {attempt.error}" if attempt.error is not None else ""
-        lines.append(f"  attempt {where} started at +{_ms(attempt.start)}, {said}{took}{detail}")
-    if trace.starttls is not None:
-        lines.append(f"  starttls dialog: {_ms(trace.starttls)}")
-    if trace.tls_handshake is not None:
-        lines.append(f"  tls handshake: {_ms(trace.tls_handshake)}")
-    if trace.total is not None:
-        lines.append(f"  total: {_ms(trace.total)}")
+        where = _where((attempt.address, attempt.port))
+        return f"{where} started at +{_ms(attempt.start)}, {said}{took}{detail}"
+
+    lines = trace.lines(attempt_line)
+    lines[0] = paint("bold", lines[0])
     return lines
 
 
