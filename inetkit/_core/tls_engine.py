@@ -53,6 +53,7 @@ then reports them.
 from __future__ import annotations
 
 import ssl
+import struct
 import sys
 from typing import Final
 
@@ -79,6 +80,9 @@ FEED_BATCH: Final = MAX_RECORD + 256 + 5
 HEADER: Final = 5
 #: Content types a record may carry (change_cipher_spec .. heartbeat).
 _RECORD_TYPES = frozenset(range(20, 25))
+#: A record header as (content type, major version, length): one C call
+#: per header where indexing its bytes takes four.
+_unpack_header = struct.Struct(">BBxH").unpack_from
 #: Handshake bytes given to OpenSSL at once. The incoming BIO keeps its
 #: largest size for the connection's life; 512 bytes at a time keep that
 #: small, for about one extra handshake step (2 us) per kilobyte received.
@@ -297,56 +301,52 @@ class TLSEngine:
         """Like `read_into`, returning the bytes (``b""`` at a clean end), or None for `WANT_READ`.
 
         Up to ``max_bytes`` from the records already received (a line reader
-        asks for 64 KiB: one call then serves four full records, not one).
-        An end or an alert met after some data is kept for the next call, so
-        the data comes first.
+        asks for 64 KiB: one call then serves every record of a 64 KiB
+        receive, not one). An end or an alert met after some data is kept
+        for the next call, so the data comes first.
         """
+        obj = self._obj
         if self._peeked:
             data = self._peeked
             self._peeked = b""
-            extra = min(self._obj.pending(), max_bytes - 1)
-            return data + self._obj.read(extra) if extra else data
+            extra = min(obj.pending(), max_bytes - 1)
+            return data + obj.read(extra) if extra else data
         if self._failure is not None:
             raise self._failure.with_traceback(None)
         if self.ended:
             return b""
-        while True:
-            if not self._ready():
-                return None
-            try:
-                data = self._obj.read(min(max_bytes, MAX_RECORD))
+        incoming = self._incoming
+        sslread = obj.read
+        chunks: list[bytes] = []
+        got = 0
+        # One pass per record: decrypt it, then hand OpenSSL the next one.
+        # A record is at most 16 KiB of plaintext, so a read of MAX_RECORD
+        # takes it whole and leaves nothing in OpenSSL (unless the caller's
+        # limit cut it). Bounded: every pass consumes a record (at least
+        # HEADER bytes) or stops.
+        for _ in range((len(self._inbox) + len(self._carry) + incoming.pending) // HEADER + 2):
+            if not (incoming.pending or obj.pending() or self._give_records()):
                 break
+            try:
+                data = sslread(min(max_bytes - got, MAX_RECORD))
             except ssl.SSLWantReadError:
                 continue  # not application data (tickets): the next records
             except ssl.SSLError as exc:
-                failure = self._end(exc)
+                failure = self._end(exc)  # reported now, or by the next call after this data
+                if chunks:
+                    break
                 if failure is None:
                     return b""
                 raise failure from exc
-        if not data:
-            self.ended = True
-            return data
-        got = len(data)
-        if got >= max_bytes:
-            return data
-        chunks = [data]
-        # Bounded: each pass reads a record or stops; housekeeping records
-        # (tickets) between data records take a pass each.
-        for _ in range(max_bytes // MAX_RECORD + 8):
-            if got >= max_bytes or not self._ready():
+            if not data:
+                self.ended = True  # CPython returns b"" for close_notify before we sent ours
                 break
-            try:
-                more = self._obj.read(min(max_bytes - got, MAX_RECORD))
-            except ssl.SSLWantReadError:
-                continue
-            except ssl.SSLError as exc:
-                self._end(exc)  # reported by the next call, after this data
+            chunks.append(data)
+            got += len(data)
+            if got >= max_bytes:
                 break
-            if not more:
-                self.ended = True
-                break
-            chunks.append(more)
-            got += len(more)
+        if not chunks:
+            return b"" if self.ended else None
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def take_records(self) -> bool:
@@ -412,17 +412,18 @@ class TLSEngine:
         False when no whole record is there (the stream has not ended):
         reading would only fail for want of input.
         """
-        if not self._framed:
-            return self._give_all()
         if self._carry:
             return self._complete_carry()
+        if not self._framed:
+            return self._give_all()
         inbox = self._inbox
         size = len(inbox)
         end = 0
         while end + HEADER <= size:
-            if inbox[end] not in _RECORD_TYPES or inbox[end + 1] != 3:
+            kind, major, length = _unpack_header(inbox, end)
+            if major != 3 or kind not in _RECORD_TYPES:
                 return self._unframed()
-            after = end + HEADER + (inbox[end + 3] << 8 | inbox[end + 4])
+            after = end + HEADER + length
             if after > size or (end and after > FEED_BATCH):
                 break
             end = after
@@ -442,13 +443,16 @@ class TLSEngine:
 
     def _complete_carry(self) -> bool:
         """Complete the record begun in an earlier receive, if the rest has come."""
-        carry = self._carry
         inbox = self._inbox
+        if not inbox:
+            return self._at_end()  # nothing new: the carry stays as it is
+        carry = self._carry
         head = carry if len(carry) >= HEADER else carry + bytes(inbox[: HEADER - len(carry)])
         if len(head) >= HEADER:
-            if head[0] not in _RECORD_TYPES or head[1] != 3:
+            kind, major, length = _unpack_header(head)
+            if major != 3 or kind not in _RECORD_TYPES:
                 return self._unframed()
-            need = HEADER + (head[3] << 8 | head[4]) - len(carry)
+            need = HEADER + length - len(carry)
             if len(inbox) >= need:
                 self._incoming.write(carry)
                 self._incoming.write(inbox[:need])
