@@ -243,13 +243,20 @@ class TLSTransport:
     def recv(self, max_bytes: int, deadline: float | None) -> bytes:
         engine = self.engine
         lock = self._lock
-        while True:
-            with lock:
-                data = engine.read(max_bytes)
-            if data is not None:
-                return data
+        with lock:
+            data = engine.read(max_bytes)
+        while data is None:
             self._flush_opportunistic()
-            self._feed(deadline)
+            received = self.raw.recv(RECV_SIZE, deadline)
+            # One engine-lock round per receive: the bytes go in and the
+            # records they complete come out together.
+            with lock:
+                if received:
+                    engine.receive(received)
+                else:
+                    engine.receive_eof()
+                data = engine.read(max_bytes)
+        return data
 
     def sendall(self, data: memoryview, deadline: float | None) -> None:
         """Encrypt and send all of ``data``, a slice at a time.

@@ -816,3 +816,60 @@ def test_engine_gives_bytes_that_are_not_records_to_openssl(pair: tuple[TLSEngin
     engine.receive(b"\x00garbage that is not a TLS record")
     with pytest.raises(inetkit.SecurityError):
         engine.read_into(memoryview(bytearray(100)))
+
+
+def test_engine_read_serves_many_small_records_in_one_call(pair: tuple[TLSEngine, Peer]) -> None:
+    """A receive of many small records (a line per record) is served by one read, in order."""
+    engine, peer = pair
+    handshake(engine, peer)
+    lines = [b"%05d " % n + b"x" * 73 + b"\n" for n in range(500)]  # 500 records of 80 bytes
+    for line in lines:
+        peer.obj.write(line)
+    to_client(peer, engine)
+    assert engine.read(65536) == b"".join(lines)
+    assert engine.read(65536) is None
+    # Limited by max_bytes: the cut record's rest comes first next time.
+    for line in lines[:3]:
+        peer.obj.write(line)
+    to_client(peer, engine)
+    assert engine.read(100) == lines[0] + lines[1][:20]
+    assert engine.read(65536) == lines[1][20:] + lines[2]
+
+
+def test_engine_read_of_records_split_at_every_byte(pair: tuple[TLSEngine, Peer]) -> None:
+    """`read` (the line reader's step) frames records that arrive a few bytes at a time."""
+    engine, peer = pair
+    handshake(engine, peer)
+    answer = b"".join(bytes([n]) * 700 for n in range(40))
+    for start in range(0, len(answer), 7000):
+        peer.obj.write(answer[start : start + 7000])
+    peer.obj.write(b"tail")
+    data = peer.outgoing.read()
+    got = bytearray()
+    for index in range(0, len(data), 3):  # 3 bytes at a time: every header is cut somewhere
+        engine.receive(data[index : index + 3])
+        for _ in range(10):  # bounded: each pass returns data or stops
+            chunk = engine.read(65536)
+            if not chunk:
+                assert chunk is None
+                break
+            got += chunk
+    assert bytes(got) == answer + b"tail"
+
+
+def test_engine_read_reports_an_end_without_close_notify_after_small_records(
+    pair: tuple[TLSEngine, Peer],
+) -> None:
+    engine, peer = pair
+    handshake(engine, peer)
+    for n in range(50):
+        peer.obj.write(b"%03d\n" % n)
+    data = peer.outgoing.read()
+    engine.receive(data[:-3])  # the last record is cut short, then the stream ends
+    engine.receive_eof()
+    assert engine.read(65536) == b"".join(b"%03d\n" % n for n in range(49))
+    with pytest.raises(inetkit.ConnectionClosedError) as info:
+        engine.read(65536)
+    assert info.value.code is ErrorCode.TLS_TRUNCATED
+    with pytest.raises(inetkit.ConnectionClosedError):
+        engine.read(65536)  # sticky
