@@ -136,7 +136,6 @@ class Connection:
         "_remote",
         "_session_cache",
         "_shut",
-        "_target",
         "_timeout",
         "_trace",
         "_trace_source",
@@ -156,7 +155,6 @@ class Connection:
     _timeout: float | None
     _trace: ConnectTrace | None
     _trace_source: TraceSource | None
-    _target: str
     _buffer: ReceiveBuffer
     _credentials: SecurityCredentials | None
     _session_cache: bool
@@ -190,7 +188,7 @@ class Connection:
         """
         self = object.__new__(cls)
         host = self._host = plan.host
-        port = self._port = plan.port
+        self._port = plan.port
         protocol = self._protocol = plan.protocol
         self._options = plan.options
         self._timeout = plan.timeout
@@ -200,13 +198,10 @@ class Connection:
         self._trace_source = trace
         self._remote = remote
         self._local = None
-        ip = remote[0]
-        if ip == host:
-            target = self._target = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-        else:
-            target = self._target = f"{host} port {port} ({ip})"
-        guard = self._guard = Guard(plan.bits & _FREETHREAD != 0, target, private)
-        self._transport = self._plain = PlainTransport(sock, guard, target, protocol is _UDP)
+        # Messages name the handle through the guard (`Guard.describe`), which
+        # builds the text only when one is needed.
+        guard = self._guard = Guard(plan.bits & _FREETHREAD != 0, host, remote, private)
+        self._transport = self._plain = PlainTransport(sock, guard, protocol is _UDP)
         # The shared empty buffer until something is received into one
         # (`_receive`): most handles of a connect+close never read.
         self._buffer = EMPTY
@@ -323,6 +318,11 @@ class Connection:
         )
 
     # -- helpers -------------------------------------------------------
+
+    @property
+    def _target(self) -> str:
+        """How messages name this handle (built when a message needs it)."""
+        return self._guard.describe
 
     def _deadline(self) -> float | None:
         timeout = self._timeout
@@ -862,8 +862,10 @@ class Connection:
         self.close()
 
     def __del__(self) -> None:
-        guard = getattr(self, "_guard", None)
-        if guard is None or guard.closed:
+        try:
+            if self._guard.closed:  # the common case: closed, nothing to say
+                return
+        except AttributeError:  # pragma: no cover - _new failed before the guard was made
             return
         try:
             message = f"unclosed {self!r}"
