@@ -53,6 +53,8 @@ _RESERVEDPORT = int(Option.RESERVEDPORT)
 _PREFER_IPV6 = int(Option.PREFER_IPV6)
 _UDP = Protocol.UDP
 _monotonic = time.monotonic
+#: The handle constructor, bound once: ``Connection._new`` would bind the classmethod on every attempt.
+_new_handle = Connection._new
 
 
 def __getattr__(name: str) -> Any:
@@ -178,7 +180,7 @@ class _Record:
         """Build the handle of attempt ``attempt`` around its fresh socket (a `dial` hook)."""
         # (ip, port): an IPv4 sockaddr is that tuple itself (slicing all of a tuple returns it).
         remote = self.raced[attempt][1][:2]
-        self.handles[attempt] = Connection._new(sock, remote, self.plan, self, self.private)
+        self.handles[attempt] = _new_handle(sock, remote, self.plan, self, self.private)
 
     def prepare(self, sock: Socket, family: int) -> None:
         """Set the plan's socket options and bind its local address on a fresh socket (a `dial` hook)."""

@@ -40,7 +40,7 @@ from itertools import chain
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, final
 
-from ._core.buffer import NEED_MORE, TOO_LONG, ReceiveBuffer
+from ._core.buffer import EMPTY, NEED_MORE, TOO_LONG, ReceiveBuffer
 from ._errors import (
     ConnectionClosedError,
     ErrorCode,
@@ -136,7 +136,6 @@ class Connection:
         "_remote",
         "_session_cache",
         "_shut",
-        "_target",
         "_timeout",
         "_trace",
         "_trace_source",
@@ -156,7 +155,6 @@ class Connection:
     _timeout: float | None
     _trace: ConnectTrace | None
     _trace_source: TraceSource | None
-    _target: str
     _buffer: ReceiveBuffer
     _credentials: SecurityCredentials | None
     _session_cache: bool
@@ -190,7 +188,7 @@ class Connection:
         """
         self = object.__new__(cls)
         host = self._host = plan.host
-        port = self._port = plan.port
+        self._port = plan.port
         protocol = self._protocol = plan.protocol
         self._options = plan.options
         self._timeout = plan.timeout
@@ -200,14 +198,13 @@ class Connection:
         self._trace_source = trace
         self._remote = remote
         self._local = None
-        ip = remote[0]
-        if ip == host:
-            target = self._target = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-        else:
-            target = self._target = f"{host} port {port} ({ip})"
-        guard = self._guard = Guard(plan.bits & _FREETHREAD != 0, target, private)
-        self._transport = self._plain = PlainTransport(sock, guard, target, protocol is _UDP)
-        self._buffer = ReceiveBuffer(DEFAULT_MAX_BYTES)  # holds no bytes until a buffered read
+        # Messages name the handle through the guard (`Guard.describe`), which
+        # builds the text only when one is needed.
+        guard = self._guard = Guard(plan.bits & _FREETHREAD != 0, host, remote, private)
+        self._transport = self._plain = PlainTransport(sock, guard, protocol is _UDP)
+        # The shared empty buffer until something is received into one
+        # (`_receive`): most handles of a connect+close never read.
+        self._buffer = EMPTY
         self._negotiated = None
         self._shut = False
         return self
@@ -322,6 +319,11 @@ class Connection:
 
     # -- helpers -------------------------------------------------------
 
+    @property
+    def _target(self) -> str:
+        """How messages name this handle (built when a message needs it)."""
+        return self._guard.describe
+
     def _deadline(self) -> float | None:
         timeout = self._timeout
         return None if timeout is None else _monotonic() + timeout
@@ -334,13 +336,27 @@ class Connection:
                 ErrorCode.INVALID_ARGUMENT,
             )
 
-    def _receive(self, deadline: float | None) -> None:
-        """Receive once into the buffer (waiting within ``deadline``); EOF is recorded there."""
+    def _filling(self) -> ReceiveBuffer:
+        """The handle's own buffer, to feed: made here the first time (until then, the shared `EMPTY`)."""
+        buffer = self._buffer
+        if buffer is EMPTY:
+            buffer = self._buffer = ReceiveBuffer(DEFAULT_MAX_BYTES)
+        return buffer
+
+    def _receive(self, deadline: float | None) -> ReceiveBuffer:
+        """Receive once into the buffer (waiting within ``deadline``); EOF is recorded there.
+
+        Returns the buffer fed (the handle's first receive makes it).
+        """
         data = self._transport.recv(READ_AHEAD, deadline)
+        buffer = self._buffer
+        if buffer is EMPTY:
+            buffer = self._filling()
         if data:
-            self._buffer.feed(data)
+            buffer.feed(data)
         else:
-            self._buffer.feed_eof()
+            buffer.feed_eof()
+        return buffer
 
     # -- reading -------------------------------------------------------
     #
@@ -437,7 +453,7 @@ class Connection:
                 return data
             if buffer.eof:
                 raise self._closed_early(len(buffer), n)
-            self._receive(deadline)
+            buffer = self._receive(deadline)
         # Long reads: straight into the result, with no copy through the buffer.
         if buffer.eof:
             raise self._closed_early(len(buffer), n)
@@ -450,13 +466,14 @@ class Connection:
             while got < n:
                 count = self._transport.recv_into(out[got:], deadline)
                 if count == 0:
+                    buffer = self._filling()
                     buffer.feed(bytes(out[:got]))
                     buffer.feed_eof()
                     raise self._closed_early(got, n)
                 got += count
         except InetError as exc:
             if not isinstance(exc, ConnectionClosedError) and got:
-                buffer.feed(bytes(out[:got]))  # nothing is lost: the next read gets it
+                self._filling().feed(bytes(out[:got]))  # nothing is lost: the next read gets it
             raise
         finally:
             out.release()
@@ -518,7 +535,7 @@ class Connection:
         while True:  # bounded by the deadline: each turn returns or receives
             line = buffer.next_line(max_length)
             if line is NEED_MORE:
-                self._receive(deadline)
+                buffer = self._receive(deadline)
             elif line is TOO_LONG:
                 raise self._line_too_long(max_length)
             else:
@@ -548,7 +565,6 @@ class Connection:
     def _regions(self) -> Iterator[Iterable[bytes]]:
         """The read-ahead regions, and between them the lines the full way gives."""
         guard = self._guard
-        buffer = self._buffer
         next_line = self._read_line
         while True:
             # The owner is checked once per region (by the thread pulling
@@ -557,7 +573,7 @@ class Connection:
             # full way at its next line. The region's lines are within the
             # default limit.
             if guard.owner == _get_ident():
-                yield buffer.region
+                yield self._buffer.region  # read again: the first receive replaces `EMPTY`
             line = next_line(DEFAULT_MAX_BYTES)
             if not line:
                 return
@@ -812,7 +828,9 @@ class Connection:
         if self._transport is self._plain and self._guard.close_idle():
             # Plain and idle: nothing to wake, nothing to say to the peer.
             self._plain.sock.close()
-            self._buffer.clear()
+            buffer = self._buffer
+            if buffer is not EMPTY:  # nothing was ever received: nothing to let go of
+                buffer.clear()
             return
         self._close(check_owner=True)
 
@@ -828,7 +846,9 @@ class Connection:
         finally:
             self._plain.sock.close()
             guard.finish_close()
-            self._buffer.clear()
+            buffer = self._buffer
+            if buffer is not EMPTY:
+                buffer.clear()
 
     def __enter__(self) -> Connection:
         return self
@@ -842,8 +862,10 @@ class Connection:
         self.close()
 
     def __del__(self) -> None:
-        guard = getattr(self, "_guard", None)
-        if guard is None or guard.closed:
+        try:
+            if self._guard.closed:  # the common case: closed, nothing to say
+                return
+        except AttributeError:  # pragma: no cover - _new failed before the guard was made
             return
         try:
             message = f"unclosed {self!r}"

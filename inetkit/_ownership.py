@@ -75,11 +75,12 @@ class Guard:
         "cancel_pending",
         "closed",
         "closing",
-        "describe",
         "free",
+        "host",
         "owner",
         "private",
         "read_lock",
+        "remote",
         "wake_fd",
         "write_lock",
     )
@@ -88,14 +89,16 @@ class Guard:
     read_lock: threading.Lock | None
     write_lock: threading.Lock | None
 
-    def __init__(self, free_thread: bool, describe: str, private: bool = False) -> None:
+    def __init__(self, free_thread: bool, host: str, remote: tuple[str, int], private: bool = False) -> None:
         self.free = free_thread
         self.busy = 0
         self.closed = False
         self.closing = False
         self.cancel_pending = False
         self.wake_fd = -1
-        self.describe = describe
+        # What `describe` names: the host as asked for and the peer's (ip, port).
+        self.host = host
+        self.remote = remote
         # True while connect still holds the handle (see Waiter.wait).
         self.private = private
         self._lock = _allocate_lock()
@@ -112,17 +115,27 @@ class Guard:
 
     # -- entering and leaving operations -------------------------------
 
+    # The lock is taken with acquire/release rather than ``with`` in the
+    # methods every operation or close runs: a ``with`` costs two more
+    # method calls (``__enter__``, ``__exit__``), about 100 ns each.
+
     def enter(self) -> None:
         """Start an operation on the calling thread (owner check, busy count)."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             if self.closed or self.closing:
                 raise self.closed_error()
             if self.owner is not None and self.owner != _get_ident():
                 raise self._not_owner()
             self.busy += 1
+        finally:
+            lock.release()
 
     def leave(self) -> None:
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             self.busy -= 1
             if self.busy == 0:
                 if self.cancel_pending:
@@ -130,6 +143,8 @@ class Guard:
                     self._drain()
                 if self._closer is not None:
                     self._closer.notify_all()
+        finally:
+            lock.release()
 
     def take(self, lock: threading.Lock | None, deadline: float | None) -> None:
         """Acquire a free-thread direction lock within the call's deadline."""
@@ -156,6 +171,18 @@ class Guard:
             raise self.closed_error()
 
     # -- errors ----------------------------------------------------------
+
+    @property
+    def describe(self) -> str:
+        """How messages name the handle: ``host port 443 (192.0.2.1)``, or ``ip:port`` for an IP literal.
+
+        Built when a message needs it: most handles never raise, and the
+        text would cost every connect a string.
+        """
+        ip, port = self.remote[0], self.remote[1]
+        if ip == self.host:
+            return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+        return f"{self.host} port {port} ({ip})"
 
     def closed_error(self) -> InetError:
         return InetError(f"{self.describe}: the handle is closed", ErrorCode.HANDLE_CLOSED)
@@ -202,7 +229,9 @@ class Guard:
         way" (`begin_close`): something is busy, the handle is already closed
         or closing, or the caller is not the owner (the full way says so).
         """
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             if self.busy or self.closed or self.closing:
                 return False
             owner = self.owner
@@ -213,6 +242,8 @@ class Guard:
                 os.close(self.wake_fd)
                 self.wake_fd = -1
             return True
+        finally:
+            lock.release()
 
     def begin_close(self, *, check_owner: bool) -> bool:
         """Mark the handle closing and wait for busy calls to leave.

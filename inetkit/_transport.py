@@ -47,16 +47,20 @@ class Transport(TypingProtocol):
 class PlainTransport:
     """Plain TCP/UDP over a non-blocking socket."""
 
-    __slots__ = ("_read_waiter", "_write_waiter", "datagram", "guard", "sock", "target")
+    __slots__ = ("_read_waiter", "_write_waiter", "datagram", "guard", "sock")
 
-    def __init__(self, sock: _socket.socket, guard: Guard, target: str, datagram: bool) -> None:
+    def __init__(self, sock: _socket.socket, guard: Guard, datagram: bool) -> None:
         self.sock = sock
         self.guard = guard
-        self.target = target
         self.datagram = datagram
         # Made on the first wait: a connect+close never needs them.
         self._read_waiter: Waiter | None = None
         self._write_waiter: Waiter | None = None
+
+    @property
+    def target(self) -> str:
+        """How messages name the peer (the guard's `Guard.describe`, built when asked for)."""
+        return self.guard.describe
 
     @property
     def read_waiter(self) -> Waiter:

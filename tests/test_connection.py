@@ -705,3 +705,45 @@ def test_iteration_timeout_and_cancel_keep_the_partial_line(make_server: Callabl
         canceller.join(5)
         go_on.set()
         assert list(conn) == [b"partial\n", b"three\n"]
+
+
+def test_each_handle_buffers_its_own_bytes(make_server: Callable[..., Server]) -> None:
+    # Handles that have not received anything share one empty buffer until
+    # their first receive; what one receives must never show on another.
+    counter = iter(range(100))
+    lock = threading.Lock()
+
+    def send(sock: socket.socket) -> None:
+        with lock:
+            number = next(counter)
+        sock.sendall(f"first {number}\r\nsecond {number}\r\n".encode())
+        time.sleep(0.5)  # keep the connection open while the client reads
+
+    server = make_server(send)
+    with (
+        inetkit.connect("127.0.0.1", server.port, timeout=10) as one,
+        inetkit.connect("127.0.0.1", server.port, timeout=10) as two,
+        inetkit.connect("127.0.0.1", server.port, timeout=10) as idle,
+    ):
+        first_one = one.read_line()  # buffers "second" behind it
+        first_two = two.read_line()
+        number_one = first_one.split()[1]
+        number_two = first_two.split()[1]
+        assert number_one != number_two
+        assert one.read_line() == b"second " + number_one + b"\r\n"
+        expected = b"second " + number_two
+        assert two.read_exactly(len(expected)) == expected
+        assert idle.is_readable(5)
+        assert idle.read_line().startswith(b"first ")
+    assert one.closed and two.closed and idle.closed
+
+
+def test_messages_name_the_handle(echo_server: Server) -> None:
+    port = echo_server.port
+    for host, named in (("127.0.0.1", f"127.0.0.1:{port}"), ("localhost", f"localhost port {port} (")):
+        conn = inetkit.connect(host, port, timeout=5)
+        conn.close()
+        with pytest.raises(inetkit.InetError) as info:
+            conn.read(1)
+        assert info.value.code is ErrorCode.HANDLE_CLOSED
+        assert named in str(info.value)

@@ -46,7 +46,7 @@ from __future__ import annotations
 import io
 from typing import Final, final
 
-__all__ = ["DEFAULT_LINE_LIMIT", "NEED_MORE", "TOO_LONG", "ReceiveBuffer"]
+__all__ = ["DEFAULT_LINE_LIMIT", "EMPTY", "NEED_MORE", "TOO_LONG", "ReceiveBuffer"]
 
 
 @final
@@ -371,3 +371,10 @@ class ReceiveBuffer:
         self._hpos = self._scanned = 0
         self._parts.clear()
         self._parts_len = self._parts_scanned = 0
+
+
+#: The buffer of every handle that has not received anything yet: a handle
+#: makes its own on its first receive, so a connect+close never builds one.
+#: Reading from it changes nothing (it answers ``b""`` and `NEED_MORE`);
+#: nothing may feed it.
+EMPTY: Final = ReceiveBuffer()
