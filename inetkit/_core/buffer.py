@@ -86,7 +86,6 @@ def _content_length(line: bytes) -> int:
     return size
 
 
-@final
 class ReceiveBuffer:
     """Received bytes waiting to be read, as lines or as byte counts.
 
@@ -377,4 +376,16 @@ class ReceiveBuffer:
 #: makes its own on its first receive, so a connect+close never builds one.
 #: Reading from it changes nothing (it answers ``b""`` and `NEED_MORE`);
 #: nothing may feed it.
-EMPTY: Final = ReceiveBuffer()
+class _SharedEmpty(ReceiveBuffer):
+    """`EMPTY`'s class: reading works (nothing is there), feeding is a bug and says so."""
+
+    __slots__ = ()
+
+    def feed(self, data: bytes) -> None:
+        raise RuntimeError("the shared EMPTY buffer must not be fed: make the handle's own buffer first")
+
+    def feed_eof(self) -> None:
+        raise RuntimeError("the shared EMPTY buffer must not be fed: make the handle's own buffer first")
+
+
+EMPTY: Final[ReceiveBuffer] = _SharedEmpty()
