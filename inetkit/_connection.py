@@ -30,7 +30,6 @@ waits are interruptible by `cancel` and by a cross-thread `close`.
 from __future__ import annotations
 
 import _socket
-import math
 import socket
 import threading
 import time
@@ -51,7 +50,7 @@ from ._errors import (
     translate_os_error,
 )
 from ._log import logger
-from ._options import Option, Protocol
+from ._options import Option, Protocol, check_timeout
 from ._ownership import Guard, Waiter
 from ._trace import ConnectTrace
 from ._transport import PlainTransport, Transport
@@ -70,7 +69,7 @@ if TYPE_CHECKING:
         def trace(self) -> ConnectTrace: ...
 
 
-__all__ = ["Connection", "check_timeout"]
+__all__ = ["Connection"]
 
 
 #: How much a buffered read asks the transport for at once: one full TCP
@@ -91,21 +90,6 @@ _R = TypeVar("_R")
 _FREETHREAD = int(Option.FREETHREAD)
 _UDP = Protocol.UDP
 _get_ident = threading.get_ident
-
-
-def check_timeout(value: object, name: str) -> float | None:
-    """Validate a timeout: a finite number > 0, or None for no deadline."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number of seconds or None, not {type(value).__name__}")
-    seconds = float(value)
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise InvalidArgumentError(
-            f"{name} must be a finite number of seconds > 0, or None to wait forever; got {value!r}",
-            ErrorCode.INVALID_ARGUMENT,
-        )
-    return seconds
 
 
 def _ip_port(sockaddr: Any) -> tuple[str, int]:

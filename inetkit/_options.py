@@ -10,6 +10,7 @@ from __future__ import annotations
 import _socket
 import enum
 import errno
+import math
 import socket
 
 from ._errors import (
@@ -23,7 +24,15 @@ from ._errors import (
 )
 from ._log import logger
 
-__all__ = ["FieldValue", "KeepAlive", "Option", "Protocol", "apply_socket_options", "bind_reserved_port"]
+__all__ = [
+    "FieldValue",
+    "KeepAlive",
+    "Option",
+    "Protocol",
+    "apply_socket_options",
+    "bind_reserved_port",
+    "check_timeout",
+]
 
 
 @fast_enum(enum.IntFlag)
@@ -177,6 +186,21 @@ _BROADCAST = int(Option.BROADCAST)
 _DONTROUTE = int(Option.DONTROUTE)
 _NODELAY = int(Option.NODELAY)
 _KEEPALIVE = int(Option.KEEPALIVE)
+
+
+def check_timeout(value: object, name: str) -> float | None:
+    """Validate a timeout: a finite number > 0, or None for no deadline."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds or None, not {type(value).__name__}")
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise InvalidArgumentError(
+            f"{name} must be a finite number of seconds > 0, or None to wait forever; got {value!r}",
+            ErrorCode.INVALID_ARGUMENT,
+        )
+    return seconds
 
 
 def apply_socket_options(

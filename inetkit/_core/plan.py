@@ -27,10 +27,9 @@ import math
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Final
 
-from .._connection import check_timeout
 from .._errors import ErrorCode, InvalidArgumentError
 from .._hostname import cached_literal, check_host, check_port, ip_literal, literal_sockaddr
-from .._options import ALL_OPTIONS, SOCKET_FLAGS, KeepAlive, Option, Protocol, check_options
+from .._options import ALL_OPTIONS, SOCKET_FLAGS, KeepAlive, Option, Protocol, check_options, check_timeout
 from .._resolver import Resolver
 from .race import CONNECTION_ATTEMPT_DELAY, Address
 
