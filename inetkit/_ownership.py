@@ -174,14 +174,15 @@ class Guard:
 
     @property
     def describe(self) -> str:
-        """How messages name the handle: ``host port 443 (192.0.2.1)``, or ``ip:port`` for an IP literal.
+        """How messages name the handle: ``host port 443 (192.0.2.1)``, or ``192.0.2.1 port 443``.
 
-        Built when a message needs it: most handles never raise, and the
-        text would cost every connect a string.
+        The same form as the connect's own messages (one address format in
+        every message). Built when a message needs it: most handles never
+        raise, and the text would cost every connect a string.
         """
         ip, port = self.remote[0], self.remote[1]
         if ip == self.host:
-            return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+            return f"{ip} port {port}"
         return f"{self.host} port {port} ({ip})"
 
     def closed_error(self) -> InetError:

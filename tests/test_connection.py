@@ -209,7 +209,7 @@ def test_read_timeout(echo_server: Server) -> None:
         assert info.value.code is ErrorCode.TIMED_OUT
         assert isinstance(info.value, TimeoutError)
         assert 0.15 < elapsed < 2.0
-        assert f"127.0.0.1:{echo_server.port}" in str(info.value)
+        assert f"127.0.0.1 port {echo_server.port}" in str(info.value)
 
 
 def test_timeout_bounds_whole_call(make_server: Callable[..., Server]) -> None:
@@ -740,7 +740,7 @@ def test_each_handle_buffers_its_own_bytes(make_server: Callable[..., Server]) -
 
 def test_messages_name_the_handle(echo_server: Server) -> None:
     port = echo_server.port
-    for host, named in (("127.0.0.1", f"127.0.0.1:{port}"), ("localhost", f"localhost port {port} (")):
+    for host, named in (("127.0.0.1", f"127.0.0.1 port {port}:"), ("localhost", f"localhost port {port} (")):
         conn = inetkit.connect(host, port, timeout=5)
         conn.close()
         with pytest.raises(inetkit.InetError) as info:
