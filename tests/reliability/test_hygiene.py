@@ -25,7 +25,7 @@ import threading
 import time
 import tracemalloc
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from conftest import black_hole, free_port
@@ -60,9 +60,9 @@ SHORT_TIMEOUT = 0.01
 
 
 @contextlib.contextmanager
-def accepting_listener() -> Iterator[int]:
-    """A listener that accepts and closes at once (thread joined at the end)."""
-    listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+def serving(backlog: int, handle: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A loopback listener whose one thread runs ``handle`` on each connection in turn (joined at the end)."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=backlog)
     stop = threading.Event()
 
     def loop() -> None:
@@ -71,7 +71,7 @@ def accepting_listener() -> Iterator[int]:
                 sock, _ = listener.accept()
             except OSError:
                 return
-            sock.close()
+            handle(sock)
 
     thread = threading.Thread(target=loop, daemon=True)
     thread.start()
@@ -83,6 +83,11 @@ def accepting_listener() -> Iterator[int]:
             listener.shutdown(socket.SHUT_RDWR)
         thread.join(10)
         listener.close()
+
+
+def accepting_listener() -> contextlib.AbstractContextManager[int]:
+    """A listener that accepts and closes at once."""
+    return serving(128, socket.socket.close)
 
 
 @contextlib.contextmanager
@@ -182,42 +187,25 @@ def test_ten_thousand_mixed_cycles_leave_nothing_behind(pki: Any, measure: Measu
     case.outcome = "; ".join(f"{kind} x{counts[kind]}" for kind, _ in MIX) + "; no ResourceWarning"
 
 
-@contextlib.contextmanager
-def sequential_tls_echo(context: ssl.SSLContext) -> Iterator[int]:
+def sequential_tls_echo(context: ssl.SSLContext) -> contextlib.AbstractContextManager[int]:
     """A TLS echo server that serves one connection after another in one thread.
 
     It keeps nothing per connection (no thread, no record), so the process's
     memory can only grow through the client side.
     """
-    listener = socket.create_server(("127.0.0.1", 0), backlog=16)
-    stop = threading.Event()
 
-    def loop() -> None:
-        while not stop.is_set():
-            try:
-                sock, _ = listener.accept()
-            except OSError:
-                return
-            sock.settimeout(5)
-            try:
-                with context.wrap_socket(sock, server_side=True) as tls:
-                    while data := tls.recv(65536):
-                        tls.sendall(data)
-            except (OSError, ssl.SSLError):
-                pass
-            finally:
-                sock.close()
+    def echo(sock: socket.socket) -> None:
+        sock.settimeout(5)
+        try:
+            with context.wrap_socket(sock, server_side=True) as tls:
+                while data := tls.recv(65536):
+                    tls.sendall(data)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            sock.close()
 
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        with contextlib.suppress(OSError):
-            listener.shutdown(socket.SHUT_RDWR)
-        thread.join(10)
-        listener.close()
+    return serving(16, echo)
 
 
 def test_tls_cycles_do_not_grow_memory(pki: Any, measure: Measure) -> None:
