@@ -5,17 +5,18 @@ with IDNA 2008), applies socket option flags, races the IPv4/IPv6 addresses
 (RFC 8305) under one deadline, optionally starts TLS, and returns a
 `Connection` handle owned by one thread, handed to another, or shared.
 
-``import inetkit`` stays cheap: the TLS names (`SecurityCredentials`,
-`SecurityInfo`, `CertificateInfo`) load their modules, and with them
-`hashlib`, `datetime` and the TLS machinery, the first time one of them is
-used (PEP 562 module ``__getattr__``); everything else is imported here.
+``import inetkit`` stays cheap: it loads the error classes and the option
+types, which every caller needs; the rest (the connect driver, the handle,
+the resolver, the TLS names with `hashlib`, `datetime` and the TLS
+machinery) loads the first time one of its names is used (PEP 562 module
+``__getattr__``). A command-line tool that imports inetkit and exits on a
+usage error pays for no more than that; the first `connect` pays for the
+driver once (the ``import inetkit + first connect`` benchmark row shows the
+sum).
 """
 
 import typing as _typing
 
-from ._connect import DEFAULT_TIMEOUT, connect, connect_url
-from ._connection import Connection
-from ._dialer import CONNECTION_ATTEMPT_DELAY
 from ._errors import (
     CancelledError,
     CertificateError,
@@ -31,14 +32,17 @@ from ._errors import (
     OwnershipError,
     SecurityError,
 )
-from ._hostname import normalize_host_name
 from ._options import KeepAlive, Option, Protocol
-from ._resolver import Resolver
-from ._trace import Attempt, ConnectTrace, Resolution
 
 if _typing.TYPE_CHECKING:
+    from ._connect import DEFAULT_TIMEOUT, connect, connect_url
+    from ._connection import Connection
+    from ._core.race import CONNECTION_ATTEMPT_DELAY
     from ._credentials import SecurityCredentials
+    from ._hostname import normalize_host_name
+    from ._resolver import Resolver
     from ._tls import CertificateInfo, SecurityInfo
+    from ._trace import Attempt, ConnectTrace, Resolution
 
 __version__ = "0.1.0"
 
@@ -77,6 +81,16 @@ __all__ = [
 
 #: Public names whose modules load on first use: name -> module in this package.
 _LAZY = {
+    "CONNECTION_ATTEMPT_DELAY": "_core.race",
+    "DEFAULT_TIMEOUT": "_connect",
+    "connect": "_connect",
+    "connect_url": "_connect",
+    "Connection": "_connection",
+    "normalize_host_name": "_hostname",
+    "Resolver": "_resolver",
+    "Attempt": "_trace",
+    "ConnectTrace": "_trace",
+    "Resolution": "_trace",
     "SecurityCredentials": "_credentials",
     "CertificateInfo": "_tls",
     "SecurityInfo": "_tls",
@@ -88,7 +102,7 @@ _LAZY = {
 if not _typing.TYPE_CHECKING:
 
     def __getattr__(name: str) -> object:
-        """Load a TLS name's module the first time the name is used (PEP 562)."""
+        """Load a name's module the first time the name is used (PEP 562)."""
         module_name = _LAZY.get(name)
         if module_name is None:
             raise AttributeError(f"module 'inetkit' has no attribute {name!r}")

@@ -32,6 +32,7 @@ ROWS = (
     "tls connects, 32 threads: time",
     "tls connects, 32 threads: rss per conn",
     "import inetkit vs import socket, ssl",
+    "import + first connect",
 )
 #: The reference printed after the TLS bulk rows (a figure or a reason to skip it).
 REFERENCE = "openssl speed aes-128-gcm 16 KiB"

@@ -96,11 +96,12 @@ HEAVY_MODULES = [
 
 @pytest.fixture(scope="module")
 def added_by_import() -> dict[str, list[str]]:
-    """What a fresh interpreter loads for ``import inetkit`` (on top of what it had)."""
+    """What a fresh interpreter loads for ``import inetkit`` and the connect driver (on top of what it had)."""
     code = (
         "import json, sys\n"
         "before = set(sys.modules)\n"
         "import inetkit\n"
+        "inetkit.connect, inetkit.connect_url, inetkit.Connection, inetkit.Resolver, inetkit.ConnectTrace\n"
         "added = sorted(set(sys.modules) - before)\n"
         "print(json.dumps({'before': sorted(before), 'added': added}))\n"
     )
@@ -125,6 +126,14 @@ def test_import_measures_something(added_by_import: dict[str, list[str]]) -> Non
     assert "inetkit._connect" in added_by_import["added"]
     already = [name for name in HEAVY_MODULES if name in added_by_import["before"]]
     assert already == [], f"loaded before import inetkit, so not checked: {already}"
+
+
+def test_bare_import_loads_errors_and_options_only() -> None:
+    # `import inetkit` defers the driver (connect, the handle, the resolver)
+    # to the first use of one of its names.
+    code = "import sys, inetkit; print(' '.join(sorted(n for n in sys.modules if n.startswith('inetkit'))))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.split() == ["inetkit", "inetkit._errors", "inetkit._log", "inetkit._options"]
 
 
 def test_lazy_names_load_on_first_use() -> None:
