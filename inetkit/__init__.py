@@ -32,7 +32,7 @@ from ._errors import (
     OwnershipError,
     SecurityError,
 )
-from ._options import KeepAlive, Option, Protocol
+from ._types import KeepAlive, Option, Protocol
 
 if _typing.TYPE_CHECKING:
     from ._connect import DEFAULT_TIMEOUT, connect, connect_url

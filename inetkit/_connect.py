@@ -29,9 +29,10 @@ from ._core.race import Address, Race
 from ._dialer import CONNECTION_ATTEMPT_DELAY, Socket, dial
 from ._errors import ErrorCode, InetError, InvalidArgumentError, translate_os_error
 from ._log import DEBUG, logger
-from ._options import KeepAlive, Option, Protocol, apply_socket_options, bind_reserved_port
+from ._options import apply_socket_options, bind_reserved_port
 from ._resolver import Resolver, order_addresses
 from ._trace import ConnectTrace, Resolution
+from ._types import KeepAlive, Option, Protocol
 
 if TYPE_CHECKING:
     import ssl

@@ -50,10 +50,10 @@ from ._errors import (
     translate_os_error,
 )
 from ._log import logger
-from ._options import Option, Protocol, check_timeout
 from ._ownership import Guard, Waiter
 from ._trace import ConnectTrace
 from ._transport import PlainTransport, Transport
+from ._types import Option, Protocol, check_timeout
 
 if TYPE_CHECKING:
     import ssl

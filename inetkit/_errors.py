@@ -380,13 +380,15 @@ def translate_os_error(
     *,
     action: str,
     target: str,
+    hint: str | None = None,
 ) -> InetError:
     """Turn an `OSError` into the matching `InetError` subclass.
 
     ``action`` says what was being done ("connect", "read", "write", ...),
     ``target`` names the host/port/address ("example.com port 443 (192.0.2.1)").
-    The caller raises the result ``from exc``. An `InetError` is returned as
-    it is.
+    ``hint`` replaces the code's usual advice when the caller knows better
+    what to do next. The caller raises the result ``from exc``. An
+    `InetError` is returned as it is.
     """
     if isinstance(exc, InetError):
         return exc
@@ -408,7 +410,8 @@ def translate_os_error(
     cls, code = _ERRNO_MAP.get(err, fallback) if err else fallback
     reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     message = f"{action} {target} failed: {reason}"
-    hint = _HINTS.get(code)
+    if hint is None:
+        hint = _HINTS.get(code)
     if hint:
         message = f"{message} ({hint})"
     return cls(message, code, errno=err)

@@ -54,7 +54,7 @@ import socket
 from typing import Any
 
 from ._errors import ErrorCode, InvalidArgumentError
-from ._options import Protocol
+from ._types import Protocol
 
 __all__ = [
     "cached_literal",

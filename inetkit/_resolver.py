@@ -71,7 +71,7 @@ from ._errors import (
 )
 from ._hostname import ip_literal, literal_sockaddr, normalize_host_name
 from ._log import DEBUG, logger
-from ._options import Protocol
+from ._types import Protocol
 
 __all__ = ["SYSTEM_HOSTS_FILE", "AddressInfo", "Resolver", "order_addresses"]
 

@@ -55,10 +55,10 @@ from ._core.tls_engine import WANT_READ, TLSEngine
 from ._errors import ErrorCode, InetError, InetTimeoutError, SecurityError
 from ._hostname import check_host, sni_name
 from ._log import DEBUG, logger
-from ._options import Option
 from ._tls.certinfo import SecurityInfo, check_pins
 from ._tls.context import get_context
 from ._tls.sessions import SESSION_CACHE, SessionKey, session_key
+from ._types import Option
 
 if TYPE_CHECKING:
     import ssl

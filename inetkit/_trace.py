@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ._options import FieldValue
+from ._types import FieldValue
 
 __all__ = ["Attempt", "ConnectTrace", "Resolution"]
 

@@ -47,7 +47,7 @@ from ._connection import Connection
 from ._errors import ErrorCode, InetError, InvalidArgumentError, OwnershipError, translate_os_error
 from ._hostname import normalize_host_name
 from ._log import logger
-from ._options import Option, Protocol
+from ._types import Option, Protocol
 
 if TYPE_CHECKING:
     from ._credentials import SecurityCredentials

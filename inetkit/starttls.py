@@ -36,7 +36,7 @@ from ._core.dialogs import (
     new_dialog,
 )
 from ._errors import ConnectionClosedError, ErrorCode, InetError, InvalidArgumentError, SecurityError
-from ._options import Protocol
+from ._types import Protocol
 
 if TYPE_CHECKING:
     from ._connection import Connection

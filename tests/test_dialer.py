@@ -25,8 +25,8 @@ from inetkit._errors import (
     InetTimeoutError,
     InvalidArgumentError,
 )
-from inetkit._options import Protocol
 from inetkit._trace import Attempt
+from inetkit._types import Protocol
 
 V4 = socket.AF_INET
 V6 = socket.AF_INET6

@@ -23,7 +23,7 @@ from inetkit._hostname import (
     redact_userinfo,
     sni_name,
 )
-from inetkit._options import Protocol
+from inetkit._types import Protocol
 
 # What every accepted result looks like: an IP literal, or lower-case ASCII labels.
 NAME_GRAMMAR = re.compile(r"(?:[a-z0-9_-]{1,63}\.)*[a-z0-9_-]{1,63}\.?")

@@ -96,7 +96,7 @@ HEAVY_MODULES = [
 
 @pytest.fixture(scope="module")
 def added_by_import() -> dict[str, list[str]]:
-    """What a fresh interpreter loads for ``import inetkit`` and the connect driver (on top of what it had)."""
+    """What a fresh interpreter loads for ``import inetkit`` and the connect driver (beyond what it had)."""
     code = (
         "import json, sys\n"
         "before = set(sys.modules)\n"
@@ -128,12 +128,12 @@ def test_import_measures_something(added_by_import: dict[str, list[str]]) -> Non
     assert already == [], f"loaded before import inetkit, so not checked: {already}"
 
 
-def test_bare_import_loads_errors_and_options_only() -> None:
+def test_bare_import_loads_errors_and_value_types_only() -> None:
     # `import inetkit` defers the driver (connect, the handle, the resolver)
     # to the first use of one of its names.
     code = "import sys, inetkit; print(' '.join(sorted(n for n in sys.modules if n.startswith('inetkit'))))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
-    assert out.stdout.split() == ["inetkit", "inetkit._errors", "inetkit._log", "inetkit._options"]
+    assert out.stdout.split() == ["inetkit", "inetkit._errors", "inetkit._types"]
 
 
 def test_lazy_names_load_on_first_use() -> None:

@@ -26,8 +26,8 @@ from inetkit._errors import (
     InetTimeoutError,
     InvalidArgumentError,
 )
-from inetkit._options import Protocol
 from inetkit._resolver import SYSTEM_HOSTS_FILE, Resolver, order_addresses, parse_hosts, run_until
+from inetkit._types import Protocol
 
 V4 = socket.AF_INET
 V6 = socket.AF_INET6
@@ -380,7 +380,7 @@ NAMESPACE_SCRIPT = r"""
 import json, socket, struct, sys, threading, time
 sys.path.insert(0, sys.argv[1])
 from inetkit._errors import InetError
-from inetkit._options import Protocol
+from inetkit._types import Protocol
 from inetkit._resolver import Resolver, order_addresses
 
 # query type -> (family, address, length): A and AAAA records.

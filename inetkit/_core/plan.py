@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Final
 
 from .._errors import ErrorCode, InvalidArgumentError
 from .._hostname import cached_literal, check_host, check_port, ip_literal, literal_sockaddr
-from .._options import ALL_OPTIONS, SOCKET_FLAGS, KeepAlive, Option, Protocol, check_options, check_timeout
 from .._resolver import Resolver
+from .._types import ALL_OPTIONS, SOCKET_FLAGS, KeepAlive, Option, Protocol, check_options, check_timeout
 from .race import CONNECTION_ATTEMPT_DELAY, Address
 
 if TYPE_CHECKING:

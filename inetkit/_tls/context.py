@@ -34,7 +34,7 @@ import warnings
 from .._credentials import SecurityCredentials, apply_identity
 from .._errors import ErrorCode, SecurityError
 from .._log import logger
-from .._options import Option
+from .._types import Option
 from .cache import LRU
 
 __all__ = [
