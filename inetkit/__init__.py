@@ -33,6 +33,7 @@ from ._errors import (
 )
 from ._hostname import normalize_host_name
 from ._options import KeepAlive, Option, Protocol
+from ._proxy_env import proxy_from_environment
 from ._resolver import Resolver
 from ._trace import Attempt, ConnectTrace, Resolution
 
@@ -73,6 +74,7 @@ __all__ = [
     "connect",
     "connect_url",
     "normalize_host_name",
+    "proxy_from_environment",
 ]
 
 #: Public names whose modules load on first use: name -> module in this package.
