@@ -33,12 +33,12 @@ from ._errors import (
 )
 from ._hostname import normalize_host_name
 from ._options import KeepAlive, Option, Protocol
-from ._proxy_env import proxy_from_environment
 from ._resolver import Resolver
 from ._trace import Attempt, ConnectTrace, Resolution
 
 if _typing.TYPE_CHECKING:
     from ._credentials import SecurityCredentials
+    from ._proxy_env import proxy_from_environment
     from ._tls import CertificateInfo, SecurityInfo
 
 __version__ = "0.1.0"
@@ -80,6 +80,7 @@ __all__ = [
 #: Public names whose modules load on first use: name -> module in this package.
 _LAZY = {
     "SecurityCredentials": "_credentials",
+    "proxy_from_environment": "_proxy_env",
     "CertificateInfo": "_tls",
     "SecurityInfo": "_tls",
 }
