@@ -120,7 +120,9 @@ def _stamp(path: str | os.PathLike[str]) -> FileStamp:
     try:
         st = os.stat(name)
     except OSError:
-        return (name, None)  # the build reports the problem; nothing is cached then
+        # A named file: the build reports the problem and nothing is cached. A system
+        # store location: skipped; the stamp changes once it appears.
+        return (name, None)
     return (name, st.st_mtime_ns, st.st_size, st.st_ino)
 
 
