@@ -40,6 +40,7 @@ if _typing.TYPE_CHECKING:
     from ._core.race import CONNECTION_ATTEMPT_DELAY
     from ._credentials import SecurityCredentials
     from ._hostname import normalize_host_name
+    from ._proxy_env import proxy_from_environment
     from ._resolver import Resolver
     from ._tls import CertificateInfo, SecurityInfo
     from ._trace import Attempt, ConnectTrace, Resolution
@@ -77,6 +78,7 @@ __all__ = [
     "connect",
     "connect_url",
     "normalize_host_name",
+    "proxy_from_environment",
 ]
 
 #: Public names whose modules load on first use: name -> module in this package.
@@ -92,6 +94,7 @@ _LAZY = {
     "ConnectTrace": "_trace",
     "Resolution": "_trace",
     "SecurityCredentials": "_credentials",
+    "proxy_from_environment": "_proxy_env",
     "CertificateInfo": "_tls",
     "SecurityInfo": "_tls",
 }

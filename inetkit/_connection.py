@@ -120,6 +120,7 @@ class Connection:
         "_remote",
         "_session_cache",
         "_shut",
+        "_starttls_extensions",
         "_timeout",
         "_trace",
         "_trace_source",
@@ -130,6 +131,7 @@ class Connection:
     _transport: Transport
     _plain: PlainTransport
     _negotiated: SecurityInfo | None
+    _starttls_extensions: tuple[str, ...] | None
     _local: tuple[str, int] | None
     _remote: tuple[str, int]
     _host: str
@@ -191,6 +193,7 @@ class Connection:
         self._buffer = EMPTY
         self._negotiated = None
         self._shut = False
+        self._starttls_extensions = None
         return self
 
     def _abandon(self) -> None:
@@ -263,6 +266,18 @@ class Connection:
     def security_info(self) -> SecurityInfo | None:
         """TLS details once security is enabled, else None (the certificate is parsed on first access)."""
         return self._negotiated
+
+    @property
+    def starttls_extensions(self) -> tuple[str, ...] | None:
+        """What the server offered over TLS after an ``smtp`` STARTTLS dialog, else None.
+
+        The dialog's second EHLO reply, one entry per extension line as the
+        server wrote it (keyword, then parameters): ``("PIPELINING",
+        "AUTH PLAIN LOGIN", "SIZE 35882577")``. It saves a third EHLO to
+        learn the AUTH mechanisms or the size limit, after
+        ``connect(..., starttls="smtp")`` as after `inetkit.starttls.smtp`.
+        """
+        return self._starttls_extensions
 
     @property
     def closed(self) -> bool:

@@ -57,10 +57,23 @@ if TYPE_CHECKING:
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-__all__ = ["Identity", "SecurityCredentials", "apply_identity", "load_identity"]
+__all__ = [
+    "DEFAULT_TRUST",
+    "TRUST_CHOICES",
+    "Identity",
+    "SecurityCredentials",
+    "Trust",
+    "apply_identity",
+    "load_identity",
+]
 
 
 StrPath = str | os.PathLike[str]
+
+#: Where trust anchors come from when ``ca_file``/``ca_data`` are not given.
+Trust = typing.Literal["certifi", "system", "both"]
+TRUST_CHOICES: tuple[Trust, ...] = ("certifi", "system", "both")
+DEFAULT_TRUST: Trust = "certifi"
 
 #: An SPKI pin is "sha256//" followed by the base64 of a 32-byte SHA-256 digest.
 PIN_PREFIX = "sha256//"
@@ -250,10 +263,15 @@ class SecurityCredentials:
             up to the newest.
         ciphers: OpenSSL cipher string for TLS 1.2 and below.
         ca_file: path of a PEM file of trust anchors; ``ca_data``: the same as
-            PEM text (str or bytes) or DER bytes. Default: the certifi bundle.
+            PEM text (str or bytes) or DER bytes. Either replaces ``trust``.
         alpn_protocols: ALPN protocol names, most preferred first.
         pinned_public_keys: ``"sha256//<base64>"`` pins of the server's public
             key; one must match (checked even with `Option.TRUSTEDSITE`).
+        trust: the trust anchors when neither ``ca_file`` nor ``ca_data`` is
+            given: ``"certifi"`` (the default: the certifi bundle),
+            ``"system"`` (OpenSSL's default file and directory, which the
+            ``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` environment variables
+            override) or ``"both"``.
     """
 
     cert_store: StrPath | bytes | None = None
@@ -267,6 +285,7 @@ class SecurityCredentials:
     ca_data: str | bytes | None = None
     alpn_protocols: Sequence[str] | None = field(default=None)
     pinned_public_keys: Sequence[str] | None = field(default=None)
+    trust: Trust = DEFAULT_TRUST
 
     def __post_init__(self) -> None:
         setattr_ = object.__setattr__
@@ -351,6 +370,22 @@ class SecurityCredentials:
         for pin in pins or ():
             _check_pin(pin)
         setattr_(self, "pinned_public_keys", pins)
+        self._check_trust()
+
+    def _check_trust(self) -> None:
+        trust: object = self.trust
+        choices = ", ".join(repr(choice) for choice in TRUST_CHOICES)
+        if not isinstance(trust, str):
+            raise TypeError(
+                f"SecurityCredentials.trust must be a str ({choices}), not {type(trust).__name__}"
+            )
+        if trust not in TRUST_CHOICES:
+            raise InvalidArgumentError(
+                f"SecurityCredentials.trust must be one of {choices}, not {trust!r}",
+                ErrorCode.INVALID_ARGUMENT,
+            )
+        # Keep a plain str: a str subclass may compare or hash unlike the spelling it stands for.
+        object.__setattr__(self, "trust", str.__str__(trust))
 
     def _check_versions(self) -> None:
         for name in ("min_version", "max_version"):
@@ -382,7 +417,7 @@ class SecurityCredentials:
         parts = []
         for name in self.__dataclass_fields__:
             value = getattr(self, name)
-            if value is None:
+            if value is None or (name == "trust" and value == DEFAULT_TRUST):
                 continue
             if name == "password":
                 shown = "<hidden>"

@@ -60,6 +60,7 @@ from . import (
     SecurityCredentials,
     __version__,
 )
+from ._credentials import DEFAULT_TRUST, TRUST_CHOICES
 
 if TYPE_CHECKING:
     from . import Connection, Resolver, SecurityInfo
@@ -147,7 +148,11 @@ def _connect_flags() -> argparse.ArgumentParser:
     )
     group.add_argument("--ca-file", metavar="PEM", help="trust the CA certificates in this file")
     group.add_argument(
-        "--trust", metavar="certifi|system|both", help="trust anchors (not supported yet: exit 2)"
+        "--trust",
+        choices=TRUST_CHOICES,
+        metavar="certifi|system|both",
+        help="trust anchors without --ca-file: the certifi bundle (default), the system store "
+        "(OpenSSL's default paths; SSL_CERT_FILE, SSL_CERT_DIR), or both",
     )
     group.add_argument(
         "--trusted-site",
@@ -331,9 +336,8 @@ class Plan:
 
 def plan_from_args(args: argparse.Namespace, *, extra: Option = Option.NONE) -> Plan:
     """Turn the shared connect flags into a `Plan`; `UsageError` for what cannot work."""
-    for name, value in (("--trust", args.trust), ("--proxy", args.proxy)):
-        if value is not None:
-            raise UsageError(f"{name} is not supported yet")
+    if args.proxy is not None:
+        raise UsageError("--proxy is not supported yet")
     target = Target.from_args(args.target, args.port)
     options = extra
     for enabled, flag in (
@@ -360,13 +364,14 @@ def plan_from_args(args: argparse.Namespace, *, extra: Option = Option.NONE) -> 
         if not alpn:
             raise UsageError("--alpn needs at least one protocol name, such as h2,http/1.1")
     credentials = None
-    if any(value is not None for value in (args.ca_file, args.cert, alpn)):
+    if any(value is not None for value in (args.ca_file, args.cert, alpn, args.trust)):
         credentials = SecurityCredentials(
             cert_store=args.cert,
             cert_name=args.cert_name,
             password=password,
             ca_file=args.ca_file,
             alpn_protocols=alpn,
+            trust=args.trust or DEFAULT_TRUST,
         )
     return Plan(target, protocol, options, credentials, args.timeout, args.starttls)
 

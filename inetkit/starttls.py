@@ -32,6 +32,7 @@ from ._core.dialogs import (
     ReadSome,
     Refused,
     Send,
+    SMTPDialog,
     StartTLS,
     new_dialog,
 )
@@ -176,7 +177,10 @@ def _run(
     """Check the arguments, make the dialog ``name`` for this connection, and drive it."""
     _check(name, conn, deadline, client_name)
     dialog = new_dialog(name, conn.host_name, conn.local_address[0], client_name=client_name)
-    return _drive(conn, dialog, credentials, deadline)
+    result = _drive(conn, dialog, credentials, deadline)
+    if isinstance(dialog, SMTPDialog):
+        conn._starttls_extensions = dialog.extensions
+    return result
 
 
 def smtp(

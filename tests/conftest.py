@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 #: Set by .ci/run: a test that needs a missing program fails instead of skipping.
 REQUIRE_ENV = "INETKIT_REQUIRE_PROGRAMS"
 
+# A developer's SSLKEYLOGFILE would make every TLS context log keys and warn once, and
+# tests that count warnings would see it; tests/test_trust.py sets it where it tests it.
+os.environ.pop("SSLKEYLOGFILE", None)
+
 
 def require_program(name: str) -> str:
     """Path of a program the test needs; skip (or fail under CI) when it is missing."""

@@ -118,7 +118,6 @@ def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
         (["probe", "127.0.0.1"], "'127.0.0.1' needs a PORT"),
         (["connect", "localhost"], "'localhost' needs a PORT"),
         (["probe", "https://localhost/", "443"], "give a URL or HOST PORT, not both"),
-        (["probe", "localhost", "1", "--trust", "system"], "--trust is not supported yet"),
         (["connect", "localhost", "1", "--proxy", "http://127.0.0.1:3128"], "--proxy is not supported yet"),
         (["probe", "localhost", "1", "--cert-name", "me"], "--cert-name and --password-env need --cert"),
         (["probe", "localhost", "1", "--alpn", ","], "--alpn needs at least one protocol"),
@@ -241,6 +240,31 @@ def test_probe_secure_untrusted(tls_server: DemoServer, capsys: pytest.CaptureFi
     captured = capsys.readouterr()
     assert "certificate" in captured.err.lower()
     assert "connect 127.0.0.1" in captured.out
+
+
+def test_probe_trust_system_reads_ssl_cert_file(
+    tls_server: DemoServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert tls_server.certificates is not None
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_bytes(tls_server.certificates.ca_pem)
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path))
+    argv = ["probe", "localhost", str(tls_server.tls_port), "--secure"]
+    for trust, status in (("system", 0), ("both", 0), ("certifi", 1)):
+        assert main([*argv, "--trust", trust]) == status, trust
+    assert main(argv) == 1  # certifi by default
+    assert "CERTIFICATE_UNTRUSTED" in capsys.readouterr().out
+
+
+def test_trust_takes_three_names(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["probe", "localhost", "1", "--trust", "truststore"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'truststore'" in capsys.readouterr().err
 
 
 def test_probe_trusted_site(tls_server: DemoServer, capsys: pytest.CaptureFixture[str]) -> None:
@@ -595,6 +619,22 @@ def test_connect_tls_with_a_ca_made_at_test_time(tls_server: DemoServer, tmp_pat
     assert result.returncode == 0, result.stderr
     assert result.stdout == b"hello\r\n"
     assert "TLSv1.3" in result.stderr.decode()
+
+
+def test_connect_tls_with_the_system_store(
+    tls_server: DemoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert tls_server.certificates is not None
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_bytes(tls_server.certificates.ca_pem)
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))  # the child process inherits it
+    argv = ("localhost", str(tls_server.tls_port), "--secure")
+    result = connect_command(*argv, "--trust", "system", stdin=b"hello\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"hello\r\n"
+    result = connect_command(*argv, stdin=b"hello\n")
+    assert result.returncode == 1
+    assert b"CERTIFICATE_UNTRUSTED" in result.stderr
 
 
 def test_connect_tls_untrusted_exits_1(tls_server: DemoServer) -> None:

@@ -47,9 +47,10 @@ def spki(key: object) -> bytes:
 # -- construction ----------------------------------------------------------------------
 
 
-def test_defaults_are_all_none_and_hashable() -> None:
+def test_defaults_are_all_none_but_trust_and_hashable() -> None:
     creds = SecurityCredentials()
-    assert all(getattr(creds, name) is None for name in creds.__dataclass_fields__)
+    assert creds.trust == "certifi"
+    assert all(getattr(creds, name) is None for name in creds.__dataclass_fields__ if name != "trust")
     assert creds == SecurityCredentials()
     assert hash(creds) == hash(SecurityCredentials())
 

@@ -180,6 +180,11 @@ def test_connect_with_starttls_smtp_then_send_mail(
         assert trace.total is not None and trace.total >= trace.starttls + trace.tls_handshake
         assert "starttls dialog" in trace.format()
         assert "tls handshake" in trace.format()
+        # The dialog's EHLO over TLS, with parameters: no third EHLO needed to see them.
+        extensions = conn.starttls_extensions
+        assert extensions is not None
+        assert "8BITMIME" in extensions and "STARTTLS" not in extensions
+        assert any(line.startswith("SIZE ") for line in extensions)  # aiosmtpd announces its limit
         # The dialog already said EHLO again over TLS; mail can go right away.
         send_mail(conn)
     check_delivered(server)
@@ -189,8 +194,12 @@ def test_starttls_smtp_on_a_plain_connection(pki: certs.PKI, smtp_server: Callab
     server = smtp_server(pki.servers["valid"].context(), require_starttls=True)
     with inetkit.connect("127.0.0.1", server.port, timeout=TIMEOUT) as conn:
         assert not is_secure(conn)
+        assert conn.starttls_extensions is None
         keywords = inetkit.starttls.smtp(conn, trust(pki))  # 127.0.0.1 is checked against IP SANs
         assert conn.is_secure
+        extensions = conn.starttls_extensions
+        assert extensions is not None
+        assert [line.split(" ", 1)[0].upper() for line in extensions] == keywords
         assert "STARTTLS" not in keywords  # not offered again over TLS
         assert "8BITMIME" in keywords
         send_mail(conn)

@@ -128,6 +128,24 @@ def test_smtp_happy_path() -> None:
     assert result.end == Done(["8BITMIME", "AUTH"])
 
 
+def test_smtp_keeps_the_extension_lines_of_the_ehlo_over_tls() -> None:
+    dialog = smtp()
+    assert dialog.extensions is None
+    talk(
+        dialog,
+        SMTP_UNTIL_GO,
+        b"250-mail.example greets [127.0.0.1]\r\n250-SIZE 35882577\r\n250 AUTH PLAIN LOGIN\r\n",
+    )
+    # As written, parameters and all; the greeting line (the server's name) is not an extension.
+    assert dialog.extensions == ("SIZE 35882577", "AUTH PLAIN LOGIN")
+
+
+def test_smtp_extensions_stay_unset_when_the_dialog_is_refused() -> None:
+    dialog = smtp()
+    talk(dialog, b"220 hi\r\n" + SMTP_EHLO + b"454 TLS not available\r\n")
+    assert dialog.extensions is None
+
+
 @pytest.mark.parametrize(
     ("server", "reason"),
     [

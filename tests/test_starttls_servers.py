@@ -107,6 +107,9 @@ def test_smtp_starttls_with_exim(pki: certs.PKI, exim_servers: tuple[peers.Peer,
         assert info is not None and info.peer_certificate is not None
         assert info.peer_certificate.common_name == "localhost"
         assert "STARTTLS" not in keywords and "8BITMIME" in keywords
+        extensions = conn.starttls_extensions
+        assert extensions is not None and "8BITMIME" in extensions
+        assert any(line.startswith("SIZE ") for line in extensions)  # Exim's message_size_limit
         conn.write_line("MAIL FROM:<alice@example.org>")
         assert smtp_reply(conn).startswith("250")
         conn.write_line("RCPT TO:<bob@example.net>")

@@ -11,13 +11,35 @@ bundle unless ``ca_file``/``ca_data`` are given. `Option.SECURE_FALLBACK`
 lowers the floor to TLS 1.0 and security level 0; `Option.TRUSTEDSITE` turns
 off certificate and name checks. Each logs a warning every time it is used.
 
+*Trust anchors.* ``ca_file``/``ca_data`` when given; otherwise
+``SecurityCredentials.trust`` picks the certifi bundle, the system store or
+both. The system store is OpenSSL's default file and directory
+(``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` override them, as for
+`ssl.SSLContext.set_default_verify_paths`). The paths are resolved once per
+connect, when the cache key is made, and the context is built from exactly
+those paths (not by asking OpenSSL again), so a key always describes the
+anchors of its context. A missing location is skipped, as OpenSSL skips it;
+one named by the environment and not usable logs a warning.
+
+*Key logging.* When ``SSLKEYLOGFILE`` is set (and not empty), every context
+writes its TLS secrets there in the NSS key log format
+(`ssl.SSLContext.keylog_filename`), as curl, browsers and
+`ssl.create_default_context` do, so Wireshark can decrypt a capture. A
+warning says so once per process. A file inetkit creates gets mode 0600
+(it holds secrets). A path that cannot be opened logs a warning and the
+context is built without key logging: a debugging aid never breaks a
+connection (curl and browsers also go on silently).
+
 *The context cache.* Building a context and parsing a CA bundle costs
 milliseconds, far too much per connection, so contexts live in a bounded LRU
 cache shared by the process. The key is the TLS-relevant option bits, the
-whole `SecurityCredentials` value (hashable by design) and, for every file
-it names (and the certifi bundle), the file's modification time, size and
-inode, so that a replaced certificate or CA file is picked up by the next
-connect (one ``stat`` per file per connect, about a microsecond each). A
+whole `SecurityCredentials` value (hashable by design), for every file
+it names (and the certifi bundle, and the system store's file and
+directories when ``trust`` uses them) the file's path, modification time,
+size and inode, so that a replaced certificate or CA file, or a changed
+``SSL_CERT_FILE``, is picked up by the next connect (one ``stat`` per file
+per connect, about a microsecond each), and the ``SSLKEYLOGFILE`` path (not
+stamped: the file grows with every handshake). A
 context handed out by the cache is shared: it is never mutated after it is
 built. The TLS engine only wraps it
 (``ctx.wrap_bio(incoming, outgoing, server_hostname=..., session=...)``).
@@ -25,6 +47,7 @@ built. The TLS engine only wraps it
 
 from __future__ import annotations
 
+import functools
 import os
 import ssl
 import threading
@@ -72,14 +95,24 @@ _TLS_OPTION_BITS = int(TLS_OPTION_BITS)
 #: Contexts kept: one per distinct (options, credentials); each holds a parsed CA bundle (~1 MB).
 CONTEXT_CACHE_SIZE = 64
 
+#: The environment variable naming the file every context logs its TLS secrets to.
+KEYLOG_VARIABLE = "SSLKEYLOGFILE"
+#: Mode of a key log file inetkit creates: its owner only, the file holds secrets.
+KEYLOG_FILE_MODE = 0o600
+
 # -- the context factory -------------------------------------------------------------
 
 FileStamp = tuple[str, int, int, int] | tuple[str, None]
-ContextKey = tuple[int, SecurityCredentials | None, tuple[FileStamp, ...]]
+#: The system store's locations: OpenSSL's trust file and its certificate directories.
+SystemPaths = tuple[str, tuple[str, ...]]
+#: (option bits, credentials, file stamps, system store paths or None, key log path or None).
+ContextKey = tuple[int, SecurityCredentials | None, tuple[FileStamp, ...], SystemPaths | None, str | None]
 
 _contexts: LRU[ContextKey, ssl.SSLContext] = LRU(CONTEXT_CACHE_SIZE)
 #: Serializes context builds so that concurrent first connects build one context, not N.
 _build_lock = threading.Lock()
+#: Whether the once-per-process SSLKEYLOGFILE warning was logged (set under _build_lock).
+_keylog_warned = False
 
 
 def _stamp(path: str | os.PathLike[str]) -> FileStamp:
@@ -87,14 +120,42 @@ def _stamp(path: str | os.PathLike[str]) -> FileStamp:
     try:
         st = os.stat(name)
     except OSError:
-        return (name, None)  # the build reports the problem; nothing is cached then
+        # A named file: the build reports the problem and nothing is cached. A system
+        # store location: skipped; the stamp changes once it appears.
+        return (name, None)
     return (name, st.st_mtime_ns, st.st_size, st.st_ino)
 
 
-def _uses_default_bundle(credentials: SecurityCredentials | None, options: int) -> bool:
+def _trust_sources(credentials: SecurityCredentials | None, options: int) -> tuple[bool, bool]:
+    """(certifi bundle, system store): which default anchors a context loads."""
     if options & _TRUSTEDSITE:
-        return False
-    return credentials is None or (credentials.ca_file is None and credentials.ca_data is None)
+        return (False, False)  # nothing is verified: no anchors to parse
+    if credentials is None:
+        return (True, False)
+    if credentials.ca_file is not None or credentials.ca_data is not None:
+        return (False, False)  # they replace the defaults
+    trust = credentials.trust
+    return (trust != "system", trust != "certifi")
+
+
+@functools.cache
+def _openssl_defaults() -> ssl.DefaultVerifyPaths:
+    """OpenSSL's compiled-in trust locations and the names of the variables that override them."""
+    return ssl.get_default_verify_paths()
+
+
+def _system_paths() -> SystemPaths:
+    """The system store's file and directories now, as OpenSSL's default-paths lookup finds them.
+
+    OpenSSL takes ``SSL_CERT_FILE`` when it is set (even to the empty
+    string) and its compiled-in file otherwise; likewise ``SSL_CERT_DIR``, a
+    list of directories separated like ``PATH``.
+    """
+    defaults = _openssl_defaults()
+    environ = os.environ
+    cafile = environ.get(defaults.openssl_cafile_env, defaults.openssl_cafile)
+    capath = environ.get(defaults.openssl_capath_env, defaults.openssl_capath)
+    return (cafile, tuple(part for part in capath.split(os.pathsep) if part))
 
 
 def _context_key(credentials: SecurityCredentials | None, options: int) -> ContextKey:
@@ -104,11 +165,18 @@ def _context_key(credentials: SecurityCredentials | None, options: int) -> Conte
         for value in (credentials.cert_store, credentials.private_key, credentials.ca_file):
             if value is not None and not isinstance(value, bytes):
                 stamps.append(_stamp(value))
-    if _uses_default_bundle(credentials, bits):
+    use_certifi, use_system = _trust_sources(credentials, bits)
+    if use_certifi:
         import certifi
 
         stamps.append(_stamp(certifi.where()))
-    return (bits, credentials, tuple(stamps))
+    system: SystemPaths | None = None
+    if use_system:
+        system = _system_paths()
+        stamps.append(_stamp(system[0]))
+        stamps.extend(_stamp(directory) for directory in system[1])
+    keylog = os.environ.get(KEYLOG_VARIABLE) or None  # empty means not set, as curl reads it
+    return (bits, credentials, tuple(stamps), system, keylog)
 
 
 def _warn_weakened(options: int, target: str | None) -> None:
@@ -164,7 +232,7 @@ def get_context(
         ctx = _contexts.get(key)  # another thread may have built it meanwhile
         if ctx is None:
             started = time.monotonic()
-            ctx = _build_context(credentials, key[0])
+            ctx = _build_context(credentials, key[0], system=key[3], keylog=key[4])
             _contexts.put(key, ctx)
             logger.debug("built a TLS context in %.1f ms", (time.monotonic() - started) * 1000)
     return ctx
@@ -189,7 +257,79 @@ def _set_versions(ctx: ssl.SSLContext, minimum: ssl.TLSVersion, maximum: ssl.TLS
         ctx.maximum_version = maximum
 
 
-def _load_trust(ctx: ssl.SSLContext, credentials: SecurityCredentials | None, options: int) -> None:
+def _skipped_location(variable: str, path: str, reason: str) -> None:
+    logger.warning(
+        "%s names %r, which holds no usable trust anchors (%s); it is skipped, "
+        "and servers only it would vouch for fail verification",
+        variable,
+        path,
+        reason,
+    )
+
+
+def _load_system_trust(ctx: ssl.SSLContext, paths: SystemPaths) -> None:
+    """Load the system store from ``paths`` as OpenSSL's default-paths lookup would.
+
+    A location that is missing or cannot be read is skipped (OpenSSL
+    ignores those too); when the environment named it, a warning says so,
+    since the variable then trusts nothing.
+    """
+    defaults = _openssl_defaults()
+    cafile, directories = paths
+    named = defaults.openssl_cafile_env in os.environ  # SSL_CERT_FILE chose it
+    if os.path.isfile(cafile):
+        try:
+            ctx.load_verify_locations(cafile=cafile)
+        except (OSError, ssl.SSLError) as exc:
+            if named:
+                reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
+                _skipped_location(defaults.openssl_cafile_env, cafile, reason)
+    elif named:
+        _skipped_location(defaults.openssl_cafile_env, cafile, "not a file")
+    named = defaults.openssl_capath_env in os.environ
+    for directory in directories:
+        if os.path.isdir(directory):
+            # Certificates in a hashed directory are read when a verification needs them.
+            ctx.load_verify_locations(capath=directory)
+        elif named:
+            _skipped_location(defaults.openssl_capath_env, directory, "not a directory")
+
+
+def _enable_keylog(ctx: ssl.SSLContext, path: str) -> None:
+    """Log this context's TLS secrets to ``path`` (``SSLKEYLOGFILE``); a warning instead if it cannot."""
+    global _keylog_warned
+    try:
+        # Create it owner-only before OpenSSL opens it (fopen would use the umask, often 0644);
+        # O_NONBLOCK: a FIFO without a reader fails here rather than blocking the connect.
+        fd = os.open(
+            path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, KEYLOG_FILE_MODE
+        )
+        os.close(fd)
+        ctx.keylog_filename = path
+    except OSError as exc:
+        logger.warning(
+            "%s=%r cannot be opened for writing (%s): TLS secrets are not logged",
+            KEYLOG_VARIABLE,
+            path,
+            exc.strerror or exc,
+        )
+        return
+    if not _keylog_warned:
+        _keylog_warned = True
+        logger.warning(
+            "%s is set: the TLS secrets of inetkit's connections are written to %r; "
+            "anyone who can read that file can decrypt traffic captured from them",
+            KEYLOG_VARIABLE,
+            path,
+        )
+
+
+def _load_trust(
+    ctx: ssl.SSLContext,
+    credentials: SecurityCredentials | None,
+    options: int,
+    system: SystemPaths | None,
+) -> None:
     ca_file = credentials.ca_file if credentials is not None else None
     ca_data = credentials.ca_data if credentials is not None else None
     if ca_file is not None:
@@ -216,13 +356,22 @@ def _load_trust(ctx: ssl.SSLContext, credentials: SecurityCredentials | None, op
                 "(it must be PEM text or DER bytes of CA certificates)",
                 ErrorCode.INVALID_CREDENTIALS,
             ) from exc
-    if _uses_default_bundle(credentials, options):
+    use_certifi, _ = _trust_sources(credentials, options)
+    if use_certifi:
         import certifi
 
         ctx.load_verify_locations(cafile=certifi.where())
+    if system is not None:
+        _load_system_trust(ctx, system)
 
 
-def _build_context(credentials: SecurityCredentials | None, options: int) -> ssl.SSLContext:
+def _build_context(
+    credentials: SecurityCredentials | None,
+    options: int,
+    *,
+    system: SystemPaths | None = None,
+    keylog: str | None = None,
+) -> ssl.SSLContext:
     fallback = bool(options & _SECURE_FALLBACK)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and check_hostname on
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
@@ -251,7 +400,7 @@ def _build_context(credentials: SecurityCredentials | None, options: int) -> ssl
         # A trust anchor that is an intermediate (or a leaf) in ca_file is
         # enough, as in Python 3.13's default context.
         ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
-    _load_trust(ctx, credentials, options)
+    _load_trust(ctx, credentials, options, system)
     if credentials is not None:
         if credentials.alpn_protocols:
             ctx.set_alpn_protocols(list(credentials.alpn_protocols))
@@ -260,4 +409,6 @@ def _build_context(credentials: SecurityCredentials | None, options: int) -> ssl
             # TLS 1.3 servers that ask for a certificate after the handshake
             # (per-resource client authentication) need this extension.
             ctx.post_handshake_auth = True
+    if keylog is not None:
+        _enable_keylog(ctx, keylog)
     return ctx

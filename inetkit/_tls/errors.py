@@ -56,7 +56,10 @@ _VERIFY_CODES: dict[int, tuple[ErrorCode, str]] = {
     ),
 }
 
-_TRUST_HINT = "if the server uses a private CA, trust it with SecurityCredentials(ca_file=...) or ca_data="
+_TRUST_HINT = (
+    "if the server uses a private CA, trust it with SecurityCredentials(ca_file=...) or ca_data=, "
+    "or trust='system' if it is in the system store"
+)
 #: Hints for the X509 errors that all mean "not trusted".
 _UNTRUSTED_HINTS: dict[int, str] = {
     2: "the issuer of a certificate in the chain is unknown; " + _TRUST_HINT,  # UNABLE_TO_GET_ISSUER_CERT

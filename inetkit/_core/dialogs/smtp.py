@@ -4,6 +4,8 @@ Replies are RFC 5321 §4.2: ``250-text`` lines continue a reply, ``250 text``
 ends it. The go-ahead is ``220`` to STARTTLS; over TLS the dialog says EHLO
 again (RFC 3207 §4.2: the client must discard what it knew) and returns the
 keywords the server offers then, so the handle is ready for MAIL or AUTH.
+The whole extension lines of that reply (keyword and parameters, such as
+``AUTH PLAIN LOGIN``) stay on the dialog as `SMTPDialog.extensions`.
 """
 
 from __future__ import annotations
@@ -49,7 +51,12 @@ def _keywords(lines: list[str]) -> list[str]:
 
 
 class SMTPDialog(Dialog):
-    """SMTP STARTTLS; the `Done` result is the EHLO keywords offered over TLS (upper-cased)."""
+    """SMTP STARTTLS; the `Done` result is the EHLO keywords offered over TLS (upper-cased).
+
+    ``extensions`` holds, once the dialog is done, the extension lines of
+    the EHLO reply over TLS as the server wrote them (all lines but the
+    first, which names the server): ``("8BITMIME", "AUTH PLAIN LOGIN")``.
+    """
 
     name = "smtp"
 
@@ -58,6 +65,7 @@ class SMTPDialog(Dialog):
         if not client_name or any(c in client_name for c in "\r\n "):
             raise ValueError(f"an EHLO name must be one word, not {client_name!r}")
         self.client_name = client_name
+        self.extensions: tuple[str, ...] | None = None
 
     def _script(self) -> Script:
         ehlo = f"EHLO {self.client_name}\r\n".encode()
@@ -79,4 +87,5 @@ class SMTPDialog(Dialog):
         code, lines = yield from smtp_reply()
         if code != 250:
             raise Refusal(f"EHLO over TLS answered {code} {quote(' '.join(lines))}")
+        self.extensions = tuple(lines[1:])
         return _keywords(lines)
