@@ -522,7 +522,7 @@ def sni_name(normalized: str) -> str | None:
 
 
 def _scope_id(zone: str, name: str) -> int:
-    if zone.isdigit():
+    if zone.isascii() and zone.isdigit():
         value = int(zone)
         if value > MAX_SCOPE_ID:
             raise _invalid_host(name, f"zone id {zone} is out of range")

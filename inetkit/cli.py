@@ -115,7 +115,7 @@ class UsageError(Exception):
 
 def _port(text: str) -> int | str:
     """A port number, or a service name such as ``https`` (checked by connect)."""
-    return int(text) if text.isdigit() else text
+    return int(text) if text.isascii() and text.isdigit() else text
 
 
 def _seconds(text: str) -> float:

@@ -159,6 +159,9 @@ def test_smtp_extensions_stay_unset_when_the_dialog_is_refused() -> None:
         (b"hello\r\n", "malformed reply 'hello'"),
         (b"220-a\r\n250 b\r\n", "different codes"),
         (b"220+x\r\n", "malformed reply"),
+        # Digits outside ASCII are digits to str.isdigit but not a reply code.
+        ("\u00b2\u00b2\u00b2 hi\r\n".encode(), "malformed reply"),
+        (b"\xb2\xb2\xb2 hi\r\n", "malformed reply"),
         (b"", "closed the connection"),
         (b"220 hi\r\n", "closed the connection"),
         (b"220 cut", "in the middle of a reply line"),
@@ -314,6 +317,7 @@ def test_ftp_waits_through_a_preliminary_greeting() -> None:
         (b"220 hi\r\n500 AUTH not understood\r\n", b"", "AUTH TLS answered 500"),
         (b"220 hi\r\n534 policy\r\n", b"", "AUTH TLS answered 534"),
         (b"hi\r\n", b"", "malformed reply"),
+        ("\u0662\u0662\u0660 hi\r\n".encode(), b"", "malformed reply"),
         (b"220-x\r\n" + b"y\r\n" * 300, b"", "longer than 256 lines"),
         (b"120 wait\r\n" * 6, b"", "preliminary replies"),
         (b"220 " + b"x" * 5000 + b"\r\n", b"", "longer than 4096 bytes"),

@@ -141,7 +141,7 @@ class XMPPDialog(Dialog):
             raise Refusal(f"the server opened {quote(root.tag)}, not an XMPP stream")
         version = root.get("version", "")
         major = version.split(".", 1)[0]
-        if not major.isdigit() or int(major) < 1:
+        if not (major.isascii() and major.isdigit()) or int(major) < 1:
             raise Refusal(f"the server speaks XMPP version {quote(version)}, without stream features")
 
     def _script(self) -> Script:
