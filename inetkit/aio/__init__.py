@@ -12,8 +12,6 @@ See ``docs/asyncio.md`` for how the two APIs map and for the cancellation
 rules.
 """
 
-from __future__ import annotations
-
 import time as _time
 
 from .._connect import DEFAULT_TIMEOUT as _DEFAULT_TIMEOUT
