@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from .._connect import (
     DEFAULT_TIMEOUT,
@@ -46,6 +46,7 @@ from ._dialer import dial
 from ._resolve import lookup
 
 if TYPE_CHECKING:
+    import socket
     import ssl
 
     from .._credentials import SecurityCredentials
@@ -175,7 +176,9 @@ async def run(plan: Plan) -> AsyncConnection:
         raise
     try:
         # (ip, port): an IPv4 sockaddr is that tuple itself (slicing all of a tuple returns it).
-        conn = _new_handle(sock, raced[index][1][:2], plan, record, loop)
+        # The dialer's sockets are the C-level ``_socket.socket`` (as for the blocking
+        # handle), which has every method the handle uses.
+        conn = _new_handle(cast("socket.socket", sock), raced[index][1][:2], plan, record, loop)
     except BaseException:
         sock.close()
         raise
