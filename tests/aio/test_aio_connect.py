@@ -14,6 +14,7 @@ import os
 import re
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -83,7 +84,17 @@ async def counted(action: Callable[[], Coroutine[Any, Any, object]]) -> tuple[in
     fds, tasks, callbacks = open_fds(), len(asyncio.all_tasks()), watched()
     await action()
     await asyncio.sleep(0)  # callbacks scheduled by the cleanup run
-    return open_fds() - fds, len(asyncio.all_tasks()) - tasks, watched() - callbacks
+    return await settled(fds) - fds, len(asyncio.all_tasks()) - tasks, watched() - callbacks
+
+
+async def settled(expected: int, limit: float = 5.0) -> int:
+    """The descriptor count once in-process server threads have closed their ends (bounded wait)."""
+    end = time.monotonic() + limit
+    count = open_fds()
+    while count != expected and time.monotonic() < end:
+        await asyncio.sleep(0.02)
+        count = open_fds()
+    return count
 
 
 # -- the face and the signatures ---------------------------------------------------------
@@ -152,7 +163,7 @@ def test_bad_arguments_fail_as_in_the_blocking_connect(kwargs: dict[str, Any], a
     async def main() -> tuple[BaseException, int]:
         before = open_fds()
         error = await async_error(**kwargs)
-        return error, open_fds() - before
+        return error, await settled(before) - before
 
     ours, leaked = arun(main())
     assert_same_error(ours, blocking)
@@ -464,13 +475,19 @@ class BlockingResolver(Resolver):
     def __init__(self, port: int) -> None:
         super().__init__()
         self.port = port
-        self.release = __import__("threading").Event()
+        self.release = threading.Event()
+        self.stuck = 0  # lookups waiting for the release right now
+        self.lock = threading.Lock()
 
     def resolve(
         self, host: str, port: int, protocol: Protocol, deadline: float | None
     ) -> list[tuple[int, tuple[Any, ...]]]:
         if host.startswith("stuck"):
+            with self.lock:
+                self.stuck += 1
             self.release.wait(10)
+            with self.lock:
+                self.stuck -= 1
         return [(socket.AF_INET, ("127.0.0.1", port))]
 
 
@@ -483,28 +500,36 @@ def test_stuck_lookup_never_holds_up_a_later_one(echo_server: Server, arun: Run[
         error = await async_error("stuck.test", echo_server.port, resolver=resolver, timeout=0.5)
         return error, time.monotonic() - start
 
-    async def quick() -> tuple[str, float]:
-        await asyncio.sleep(0.1)  # the stuck lookup has started
-        start = time.monotonic()
-        async with await inetkit.aio.connect(
-            "quick.test", echo_server.port, resolver=resolver, timeout=5
-        ) as c:
-            assert c.trace.resolution is not None
-            return c.trace.resolution.source, time.monotonic() - start
-
     async def main() -> tuple[Any, ...]:
         try:
-            return tuple(await asyncio.gather(stuck(), quick(), stuck()))
+            first = asyncio.ensure_future(stuck())
+            for _ in range(500):  # until its thread is inside resolve (bounded: 5 s)
+                if resolver.stuck:
+                    break
+                await asyncio.sleep(0.01)
+            async with await inetkit.aio.connect(
+                "quick.test", echo_server.port, resolver=resolver, timeout=5
+            ) as conn:
+                assert conn.trace.resolution is not None
+                source = conn.trace.resolution.source
+            quick_beside = resolver.stuck  # still stuck while the quick one answered
+            timed_out = await first
+            after = await stuck()  # the first one's thread is still stuck: this one has its own
+            return timed_out, source, quick_beside, after, resolver.stuck
         finally:
             resolver.release.set()
 
-    (first, first_took), (source, quick_took), (second, second_took) = arun(main())
+    first, source, quick_beside, second, stuck_at_end = arun(main())
     assert source == "custom"
-    assert quick_took < 0.4  # answered while the stuck lookup was still stuck
-    for error, took in ((first, first_took), (second, second_took)):
+    assert quick_beside == 1
+    assert stuck_at_end == 2  # both abandoned lookups were still stuck when the second timed out
+    for error, took in (first, second):
         assert isinstance(error, inetkit.InetTimeoutError)
-        assert "BlockingResolver.resolve did not answer" in str(error)
-        assert 0.5 <= took < 2.0  # each at its own deadline, not one after the other
+        assert str(error) == (
+            "resolving stuck.test timed out: BlockingResolver.resolve did not answer "
+            "before the connect deadline"
+        )
+        assert 0.5 <= took < 5.0  # at its own deadline, never after the stuck one's release
 
 
 def test_aresolve(echo_server: Server, arun: Run[Any]) -> None:
