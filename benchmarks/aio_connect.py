@@ -208,7 +208,12 @@ async def _open_many(spec: dict[str, Any], count: int, in_flight: int) -> list[A
                     session_cache=False,
                 )
 
-    return list(await asyncio.gather(*(one() for _ in range(count))))
+    # The tasks are dropped before the handles are measured: only the handles stay.
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(one()) for _ in range(count)]
+    handles = [task.result() for task in tasks]
+    tasks.clear()
+    return handles
 
 
 async def _close_all(side: str, handles: list[Any]) -> None:
