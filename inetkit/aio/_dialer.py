@@ -14,9 +14,15 @@ that the first writable socket or one timer (``loop.call_later``, the step's
 time) completes. There is no task and no thread per attempt: a race of one
 is one socket, one writer callback, one future and one timer.
 
-A socket that turns writable has finished its connect; ``SO_ERROR`` says
-whether it connected (the event loop does not tell ``POLLERR`` apart from
-``POLLOUT``, so it is asked on every attempt, as ``loop.sock_connect`` does).
+A connect often ends before ``connect_ex`` returns (on loopback the kernel
+answers the SYN in the same call), so a connect in progress is first asked
+``getpeername`` (one system call; ``ENOTCONN`` until the handshake is done):
+a connected socket needs no callback, no future and no loop iteration, the
+way the handle's I/O first tries the system call and waits only when the
+kernel says "would block". Otherwise the socket is watched. A socket that
+turns writable has finished its connect; ``SO_ERROR`` says whether it
+connected (the event loop does not tell ``POLLERR`` apart from ``POLLOUT``,
+so it is asked on every watched attempt, as ``loop.sock_connect`` does).
 When several turn writable in the same loop iteration they are reported
 most preferred first, so the more preferred address wins, as in the
 blocking driver.
@@ -217,11 +223,15 @@ async def dial(
                     else:
                         step = race.failed(index, clock(), _failed(exc, race, str(sockaddr[0])))
                     continue
-                if code:  # in progress: the loop tells when it ends
-                    watch.add(sock.fileno(), index)
-                    step = race.next(clock())
-                else:  # a datagram socket, or a TCP connect that ended at once
-                    step = race.connected(index, clock())
+                if code:  # in progress, or already connected: loopback answers inside connect_ex
+                    try:
+                        sock.getpeername()  # ENOTCONN until the handshake is done (or when it failed)
+                    except OSError:
+                        watch.add(sock.fileno(), index)  # the loop tells when it ends
+                        step = race.next(clock())
+                        continue
+                # Connected: a datagram socket, or a TCP connect that ended at once.
+                step = race.connected(index, clock())
             else:
                 assert type(step) is Lost
                 if debug:

@@ -348,6 +348,34 @@ def test_names_through_the_resolver(echo_server: Server, arun: Run[Any]) -> None
     arun(main())
 
 
+def test_a_connect_that_ends_later_is_watched_on_the_loop(arun: Run[Any]) -> None:
+    """The listen queue is full when the SYN comes (dropped); emptied meanwhile, the retried SYN connects."""
+    with socket.socket() as listener, socket.socket() as filler:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        filler.settimeout(2)
+        filler.connect(("127.0.0.1", port))  # fills the queue of length 0
+
+        async def main() -> inetkit.ConnectTrace:
+            async def empty_the_queue() -> None:
+                await asyncio.sleep(0.2)
+                accepted, _ = listener.accept()  # a handshake waiting in the queue: no wait
+                accepted.close()
+
+            emptying = asyncio.ensure_future(empty_the_queue())
+            async with await inetkit.aio.connect("127.0.0.1", port, timeout=10) as conn:
+                await emptying
+                assert conn.remote_address == ("127.0.0.1", port)
+                return conn.trace
+
+        trace = arun(main())
+    (attempt,) = trace.attempts
+    assert attempt.outcome == "connected"
+    # The SYN was retried after the queue emptied.
+    assert attempt.duration is not None and attempt.duration >= 0.2
+
+
 def test_black_holed_ipv6_first_falls_back_to_ipv4(arun: Run[Any]) -> None:
     """PREFER_IPV6, ::1 black-holed and 127.0.0.1 live on the same port: IPv4 wins after the delay."""
     with dual_stack_port() as port, black_hole("::1", port):
