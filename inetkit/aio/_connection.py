@@ -839,6 +839,8 @@ class AsyncConnection:
         not read, and with ``ALREADY_SECURE`` on a secure handle.
         """
         self._check()
+        if self._reading or self._writing:
+            raise self._busy("reading from" if self._reading else "writing to")
         if self._negotiated is not None:
             raise SecurityError(
                 f"enable_security on {self._target}: the connection is already secure",
