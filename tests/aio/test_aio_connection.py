@@ -646,3 +646,50 @@ def test_udp_oversized_datagram_same_as_blocking(loop: str, udp_echo: tuple[str,
             blocking.write(big)
     same_error(mine, info.value)
     assert mine.message.replace(str(udp_echo[1]), "P") == info.value.message.replace(str(udp_echo[1]), "P")
+
+
+def test_udp_refused_port_as_blocking(loop: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    async def main() -> InetError:
+        async with await open_handle("127.0.0.1", port, protocol=Protocol.UDP, timeout=2) as conn:
+            await conn.write(b"anyone?")
+            with pytest.raises(inetkit.InetConnectionRefusedError) as info:
+                await conn.read()
+            return info.value
+
+    mine = run(loop, main)
+    with inetkit.connect("127.0.0.1", port, Protocol.UDP, timeout=2) as blocking:
+        blocking.write(b"anyone?")
+        with pytest.raises(inetkit.InetConnectionRefusedError) as theirs:
+            blocking.read()
+    assert mine.code is ErrorCode.CONNECTION_REFUSED
+    assert mine.message == theirs.value.message
+
+
+def test_a_thread_without_a_loop_is_not_the_owner(loop: str, echo_server: Server) -> None:
+    async def main() -> None:
+        async with await open_handle("127.0.0.1", echo_server.port) as conn:
+            caught: list[BaseException] = []
+
+            def no_loop() -> None:
+                coro = conn.read()
+                try:
+                    coro.send(None)  # driven by hand: no running loop in this thread
+                except BaseException as exc:
+                    caught.append(exc)
+                finally:
+                    coro.close()
+
+            thread = threading.Thread(target=no_loop)
+            thread.start()
+            await asyncio.to_thread(thread.join, TIMEOUT)
+            (error,) = caught
+            assert isinstance(error, OwnershipError)
+            assert error.code is ErrorCode.NOT_HANDLE_OWNER
+            assert "no running event loop" in error.message
+            assert conn.host_name == "127.0.0.1"  # properties are readable from anywhere
+
+    run(loop, main)

@@ -4,6 +4,7 @@ cancellation, bounded close, and one session cache for both handles; default loo
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import socket
 import ssl
@@ -549,3 +550,37 @@ def test_enable_security_verifies_like_implicit_tls(loop: str, pki: certs.PKI, s
             assert not conn.is_secure
 
     run(loop, main)
+
+
+def test_aclose_bounds_a_close_notify_the_socket_cannot_take(
+    loop: str, pki: certs.PKI, make_server: Callable[..., Server], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The kernel's send buffer is full (a peer that stopped reading): aclose still returns, closed."""
+    stop = threading.Event()
+    context = pki.servers["valid"].context()
+
+    def stalled(sock: socket.socket) -> None:
+        with context.wrap_socket(sock, server_side=True):
+            stop.wait(TIMEOUT)
+
+    server = make_server(stalled)
+
+    async def main() -> None:
+        conn = await secure(server.port, trust(pki), timeout=0.3)
+        sock = conn._channel.sock
+        # Fill the socket below the handle (real bytes into a real kernel buffer) until it takes no more.
+        for _ in range(100_000):  # bounded: a loopback socket holds a few MB at most
+            try:
+                sock.send(b"\0" * 65536)
+            except BlockingIOError:
+                break
+        await asyncio.wait_for(conn.aclose(), TIMEOUT)  # the guard is far above the handle's 0.3 s
+        assert conn.closed and sock.fileno() == -1
+
+    try:
+        with caplog.at_level(logging.DEBUG, logger="inetkit"):
+            run(loop, main)
+    finally:
+        stop.set()
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("was not sent within 0.3 s" in message for message in messages), messages
