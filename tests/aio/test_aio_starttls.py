@@ -35,12 +35,31 @@ from inetkit import (
 )
 from inetkit.aio import AsyncConnection
 
-__all__ = ["smtp_server"]  # a fixture, used by name
+__all__ = ["smtp_server"]  # a fixture, used by `smtp`
 
 pytestmark = [pytest.mark.parametrize("loop", LOOPS), pytest.mark.usefixtures("fresh_tls_caches")]
 
 #: Most lines of one reply the helpers read (real replies have a few).
 MAX_REPLY_LINES = 64
+
+
+@pytest.fixture
+def smtp(smtp_server: Callable[..., SMTPServer]) -> Iterator[Callable[..., SMTPServer]]:
+    """The blocking tests' aiosmtpd fixture; at the end, every connection made since it started is closed.
+
+    Both ends: ours when the handle closes, the server's shortly after (a
+    server stopped before that would drop its socket unclosed).
+    """
+    listening: list[set[str]] = []
+
+    def start(*args: object, **kw: object) -> SMTPServer:
+        server = smtp_server(*args, **kw)
+        listening.append(open_sockets())
+        return server
+
+    yield start
+    if listening:
+        assert sockets_left_open(listening[-1]) == set()
 
 
 def trust(pki: certs.PKI) -> SecurityCredentials:
@@ -72,10 +91,8 @@ async def dialog_handle(
 # -- SMTP: aiosmtpd -----------------------------------------------------------------------------
 
 
-def test_smtp_dialog_then_mail_over_tls(
-    loop: str, pki: certs.PKI, smtp_server: Callable[..., SMTPServer]
-) -> None:
-    server = smtp_server(pki.servers["valid"].context(), require_starttls=True)
+def test_smtp_dialog_then_mail_over_tls(loop: str, pki: certs.PKI, smtp: Callable[..., SMTPServer]) -> None:
+    server = smtp(pki.servers["valid"].context(), require_starttls=True)
 
     async def main() -> object:
         conn, keywords = await dialog_handle("localhost", server.port, trust(pki), "smtp")
@@ -103,8 +120,8 @@ def test_smtp_dialog_then_mail_over_tls(
     assert isinstance(keywords, list) and "8BITMIME" in keywords and "STARTTLS" not in keywords
 
 
-def test_smtp_refused_as_blocking(loop: str, pki: certs.PKI, smtp_server: Callable[..., SMTPServer]) -> None:
-    server = smtp_server(None)
+def test_smtp_refused_as_blocking(loop: str, pki: certs.PKI, smtp: Callable[..., SMTPServer]) -> None:
+    server = smtp(None)
     before = open_sockets()
 
     async def main() -> tuple[BaseException, AsyncConnection]:
@@ -134,9 +151,9 @@ def test_smtp_refused_as_blocking(loop: str, pki: certs.PKI, smtp_server: Callab
     ],
 )
 def test_smtp_dialog_verifies_the_certificate(
-    loop: str, pki: certs.PKI, smtp_server: Callable[..., SMTPServer], identity: str, code: ErrorCode
+    loop: str, pki: certs.PKI, smtp: Callable[..., SMTPServer], identity: str, code: ErrorCode
 ) -> None:
-    server = smtp_server(pki.servers[identity].context(), require_starttls=True)
+    server = smtp(pki.servers[identity].context(), require_starttls=True)
 
     async def main() -> AsyncConnection:
         conn = await open_handle("localhost", server.port, credentials=trust(pki))
@@ -189,11 +206,11 @@ def test_dialog_deadline_and_cancellation_close_the_handle(
     assert sockets_left_open(before) == set()
 
 
-def test_unknown_dialog_name(loop: str, pki: certs.PKI, smtp_server: Callable[..., SMTPServer]) -> None:
-    server = smtp_server(None)
+def test_unknown_dialog_name(loop: str, servers: Servers) -> None:
+    silent = servers.python(None)
 
     async def main() -> None:
-        async with await open_handle("127.0.0.1", server.port) as conn:
+        async with await open_handle("127.0.0.1", silent.port) as conn:
             with pytest.raises(InvalidArgumentError) as info:
                 await conn._run_dialog("gopher", None)
             assert "unknown starttls dialog 'gopher'" in info.value.message
