@@ -14,6 +14,7 @@ import os
 import re
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -773,3 +774,24 @@ def test_one_session_cache_for_blocking_and_async_clients(
             SESSION_CACHE.clear()
             assert arun(async_once(server.port)) is False
             assert blocking_once(server.port) is True  # the async client's session
+
+
+@pytest.mark.parametrize("timeout", [30 * 24 * 3600.0, 2.0**31, 1e308, sys.float_info.max, None])
+def test_huge_timeouts_are_waited_for(timeout: float | None, arun: Run[Any]) -> None:
+    """Timeouts past every timer's range: the resolver's and the race's waits are clamped, never passed on."""
+    with black_hole("127.0.0.1") as port:
+        resolver = AsyncResolver([(socket.AF_INET, ("127.0.0.1", port))], delay=0.01)
+
+        async def main() -> tuple[int, int, int]:
+            async def connect() -> None:
+                async with asyncio.timeout(0.2):  # the black hole never answers: cancelled here
+                    await inetkit.aio.connect("hole.test", port, resolver=resolver, timeout=timeout)
+
+            async def timed_out() -> None:
+                with pytest.raises(TimeoutError):
+                    await connect()
+
+            return await counted(timed_out)
+
+        assert arun(main()) == (0, 0, 0)
+    assert resolver.calls and not resolver.cancelled
