@@ -21,6 +21,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
+from aio_connect_support import Run, loop_fixture
 from certs import PKI
 from conftest import Server, black_hole, dual_stack_port, free_port, open_fds, silent_listener
 
@@ -28,7 +29,7 @@ import inetkit
 import inetkit.aio
 from inetkit import ErrorCode, InetError, KeepAlive, Option, Protocol, Resolver, SecurityCredentials
 
-from .conftest import Run
+arun = loop_fixture()
 
 #: Durations in messages ("after 0.60 s"): the one part two runs of a failure may differ in.
 DURATION = re.compile(r"\d+\.\d+ s\b")

@@ -8,15 +8,9 @@ from typing import Any
 
 import certs
 import pytest
+from aio_connect_support import Run, loop_fixture
 from conftest import Server, open_fds, silent_listener
-from test_starttls import SMTPServer, smtp_server, trust
-
-import inetkit
-import inetkit.aio
-from inetkit import ErrorCode
-
-from .conftest import Run
-from .test_aio_connect import (
+from test_aio_connect import (
     assert_same_error,
     async_error,
     blocking_error,
@@ -24,10 +18,16 @@ from .test_aio_connect import (
     counted,
     settled,
 )
+from test_starttls import SMTPServer, smtp_server, trust
+
+import inetkit
+import inetkit.aio
+from inetkit import ErrorCode
 
 __all__ = ["smtp_server"]  # a fixture, used by name
 
 pytestmark = pytest.mark.usefixtures("fresh_tls_caches")
+arun = loop_fixture()
 
 #: Connect timeout of the deadline tests: short, so the tests are quick.
 SHORT_TIMEOUT = 0.5
