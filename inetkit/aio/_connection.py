@@ -48,7 +48,6 @@ import socket
 import time
 import warnings
 from asyncio.events import _get_running_loop
-from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, final
 
@@ -113,27 +112,31 @@ class Channel:
     wakes both (a close from another task).
     """
 
-    __slots__ = ("_describe", "datagram", "fd", "loop", "read_waiter", "sock", "write_waiter")
+    __slots__ = ("datagram", "fd", "host", "loop", "read_waiter", "remote", "sock", "write_waiter")
 
     def __init__(
         self,
         sock: socket.socket,
         loop: asyncio.AbstractEventLoop,
         datagram: bool,
-        describe: Callable[[], str],
+        host: str,
+        remote: tuple[str, int],
     ) -> None:
         self.sock = sock
         self.fd = sock.fileno()
         self.loop = loop
         self.datagram = datagram
-        self._describe = describe
+        # What messages name (`describe_handle`); no reference back to the
+        # handle, so a dropped handle is freed at once (and warns at once).
+        self.host = host
+        self.remote = remote
         self.read_waiter: asyncio.Future[bool] | None = None
         self.write_waiter: asyncio.Future[bool] | None = None
 
     @property
     def target(self) -> str:
         """How messages name the peer (built when a message needs it)."""
-        return self._describe()
+        return describe_handle(self.host, self.remote)
 
     def timed_out(self, action: str) -> InetTimeoutError:
         return InetTimeoutError(f"{action} {self.target}: timed out", ErrorCode.TIMED_OUT)
@@ -361,7 +364,7 @@ class AsyncConnection:
         self._remote = remote
         self._local = None
         self._loop = loop
-        self._channel = Channel(sock, loop, protocol is _UDP, self._describe)
+        self._channel = Channel(sock, loop, protocol is _UDP, plan.host, remote)
         self._tls = None
         self._buffer = EMPTY
         self._negotiated = None
@@ -438,11 +441,6 @@ class AsyncConnection:
     def timeout(self, value: float | None) -> None:
         self._timeout = check_timeout(value, "timeout")
 
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        """The event loop that owns the handle."""
-        return self._loop
-
     def fileno(self) -> int:
         """The socket's descriptor; -1 once closed."""
         if self.closed:
@@ -467,9 +465,6 @@ class AsyncConnection:
         )
 
     # -- helpers -------------------------------------------------------
-
-    def _describe(self) -> str:
-        return describe_handle(self._host, self._remote)
 
     @property
     def _target(self) -> str:

@@ -148,5 +148,5 @@ async def open_handle(
 
 def registered(conn: AsyncConnection, fd: int) -> bool:
     """Is a reader or writer callback still registered for ``fd`` on the handle's loop? (removes it)."""
-    loop = conn.loop
+    loop = conn._loop
     return bool(loop.remove_reader(fd)) or bool(loop.remove_writer(fd))

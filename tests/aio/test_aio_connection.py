@@ -433,7 +433,6 @@ def test_properties_and_repr(loop: str, echo_server: Server) -> None:
         assert conn.timeout == TIMEOUT
         assert conn.trace.host == "127.0.0.1" and conn.trace.port == echo_server.port
         assert conn.trace is conn.trace  # built once
-        assert conn.loop is asyncio.get_running_loop()
         text = repr(conn)
         assert text.startswith("<inetkit.aio.AsyncConnection tcp 127.0.0.1:")
         assert f"{local[0]}:{local[1]}->127.0.0.1:{echo_server.port} open>" in text
@@ -691,5 +690,19 @@ def test_a_thread_without_a_loop_is_not_the_owner(loop: str, echo_server: Server
             assert error.code is ErrorCode.NOT_HANDLE_OWNER
             assert "no running event loop" in error.message
             assert conn.host_name == "127.0.0.1"  # properties are readable from anywhere
+
+    run(loop, main)
+
+
+def test_ipv6_loopback(loop: str, make_server: Callable[..., Server]) -> None:
+    server = make_server(echo_handler, host="::1")
+
+    async def main() -> None:
+        async with await open_handle("::1", server.port, ip="::1") as conn:
+            assert conn.remote_address == ("::1", server.port)
+            assert conn.local_address[0] == "::1"
+            await conn.write_line("over six")
+            assert await conn.read_line() == b"over six\r\n"
+            assert f"::1 port {server.port}" == conn._target
 
     run(loop, main)
