@@ -246,22 +246,7 @@ def run(plan: Plan) -> Connection:
     Raises the `InetError` of the phase that failed, with ``.trace`` set;
     every socket opened is closed by then.
     """
-    bits = plan.bits
-    context = None
-    private = False
-    if bits & _SECURE:
-        # Credentials are loaded and checked before any network I/O.
-        from ._tls import get_context
-
-        context = get_context(plan.credentials, plan.options, target=f"{plan.host} port {plan.port}")
-        private = True
-    elif plan.starttls is not None:
-        from ._tls import get_context
-
-        # Bad credentials fail before the dialog starts; the upgrade logs any
-        # weakening option when it uses the context.
-        get_context(plan.credentials, plan.options, warn=False)
-        private = True
+    context, private = _tls_context(plan)
     literal = plan.literal
     if literal is not None:  # an IP literal: nothing to resolve
         source = "literal"
@@ -292,6 +277,25 @@ def run(plan: Plan) -> Connection:
     return conn
 
 
+def _tls_context(plan: Plan) -> tuple[ssl.SSLContext | None, bool]:
+    """The TLS context of a secure plan, and whether TLS or STARTTLS follows the race (both drivers).
+
+    Credentials are loaded and checked here, before any network I/O.
+    """
+    if plan.bits & _SECURE:
+        from ._tls import get_context
+
+        return get_context(plan.credentials, plan.options, target=f"{plan.host} port {plan.port}"), True
+    if plan.starttls is not None:
+        from ._tls import get_context
+
+        # Bad credentials fail before the dialog starts; the upgrade logs any
+        # weakening option when it uses the context.
+        get_context(plan.credentials, plan.options, warn=False)
+        return None, True
+    return None, False
+
+
 def _secure(plan: Plan, conn: Connection, context: ssl.SSLContext | None) -> None:
     """The TLS handshake or the STARTTLS dialog, inside the connect deadline; closes ``conn`` on failure."""
     try:
@@ -307,14 +311,18 @@ def _secure(plan: Plan, conn: Connection, context: ssl.SSLContext | None) -> Non
     except BaseException as exc:
         conn._close(check_owner=False)
         if isinstance(exc, InetError):
-            trace = conn.trace
-            _record_on_winner(trace, exc)
-            trace.total = _monotonic() - plan.started
-            if exc.trace is None:
-                exc.trace = trace
+            _secure_failed(plan, conn.trace, exc)
         raise
     conn._publish()
     conn.trace.total = _monotonic() - plan.started
+
+
+def _secure_failed(plan: Plan, trace: ConnectTrace, exc: InetError) -> None:
+    """The TLS handshake or STARTTLS dialog failed with ``exc``: the trace says so, ``exc`` carries it."""
+    _record_on_winner(trace, exc)
+    trace.total = _monotonic() - plan.started
+    if exc.trace is None:
+        exc.trace = trace
 
 
 def _record_on_winner(trace: ConnectTrace, exc: InetError) -> None:
@@ -337,9 +345,19 @@ def _resolve(plan: Plan) -> tuple[str, Sequence[Address], float]:
     try:
         found, source = resolver._lookup(plan.host, plan.port, plan.protocol, plan.deadline)
     except InetError as exc:
-        if exc.trace is None:
-            exc.trace = _Record(plan, False, None, (), 0.0, (), None).failed()
+        _unresolved(plan, exc)
         raise
+    return _resolved(plan, found, source)
+
+
+def _unresolved(plan: Plan, exc: InetError) -> None:
+    """Resolution failed with ``exc``: it carries the trace of the connect so far."""
+    if exc.trace is None:
+        exc.trace = _Record(plan, False, None, (), 0.0, (), None).failed()
+
+
+def _resolved(plan: Plan, found: Sequence[Address], source: str) -> tuple[str, Sequence[Address], float]:
+    """What the resolver found, in race order, with its source and the seconds it took (both drivers)."""
     addresses = order_addresses(found, bool(plan.bits & _PREFER_IPV6))
     took = _monotonic() - plan.started
     if logger.isEnabledFor(DEBUG):

@@ -151,6 +151,10 @@ def _failed(exc: BaseException, race: Race, ip: str, action: str = "connect to")
     return error
 
 
+def _no_address(race: Race) -> InvalidArgumentError:
+    return InvalidArgumentError(f"connect to {race.host} port {race.port}: no address to connect to")
+
+
 def poll_ms(seconds: float | None) -> int | None:
     """A wait in seconds as ``poll``'s milliseconds: rounded up, clamped to `MAX_POLL_MS`.
 
@@ -221,7 +225,7 @@ def dial(
             when the deadline ran out.
     """
     if not addresses:
-        raise InvalidArgumentError(f"connect to {race.host} port {race.port}: no address to connect to")
+        raise _no_address(race)
     if datagram:
         kind = _DGRAM
         proto = _IPPROTO_UDP

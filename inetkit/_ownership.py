@@ -41,7 +41,7 @@ import time
 
 from ._errors import CancelledError, ErrorCode, InetError, InetTimeoutError, OwnershipError
 
-__all__ = ["Guard", "Waiter"]
+__all__ = ["Guard", "Waiter", "describe_handle"]
 
 #: How long `close` waits for blocked calls on other threads to leave after
 #: waking them. They leave within microseconds of the wake-up; the bound only
@@ -63,6 +63,17 @@ MAX_LOCK_WAIT = threading.TIMEOUT_MAX
 
 _get_ident = threading.get_ident
 _allocate_lock = threading.Lock
+
+
+def describe_handle(host: str, remote: tuple[str, int]) -> str:
+    """How messages name a handle: ``host port 443 (192.0.2.1)``, or ``192.0.2.1 port 443``.
+
+    One form for the blocking and the asyncio handles (and the connect's own messages).
+    """
+    ip, port = remote[0], remote[1]
+    if ip == host:
+        return f"{ip} port {port}"
+    return f"{host} port {port} ({ip})"
 
 
 class Guard:
@@ -180,10 +191,7 @@ class Guard:
         every message). Built when a message needs it: most handles never
         raise, and the text would cost every connect a string.
         """
-        ip, port = self.remote[0], self.remote[1]
-        if ip == self.host:
-            return f"{ip} port {port}"
-        return f"{self.host} port {port} ({ip})"
+        return describe_handle(self.host, self.remote)
 
     def closed_error(self) -> InetError:
         return InetError(f"{self.describe}: the handle is closed", ErrorCode.HANDLE_CLOSED)

@@ -440,7 +440,7 @@ class Resolver:
 
     A `Resolver` is immutable and safe to share between threads; one
     instance can serve every `connect`. To resolve names some other way,
-    subclass it and override `resolve`.
+    subclass it and override `resolve` (or, for `inetkit.aio`, `aresolve`).
 
     Args:
         hosts_file: path of an extra hosts file in ``/etc/hosts`` format,
@@ -531,6 +531,23 @@ class Resolver:
         """
         return self._resolve(normalize_host_name(host), port, protocol, deadline)[0]
 
+    async def aresolve(
+        self, host: str, port: int, protocol: Protocol, deadline: float | None
+    ) -> list[AddressInfo]:
+        """`resolve` for asyncio (`inetkit.aio`): the same arguments and result, awaited.
+
+        This is the hook an asyncio resolver overrides; `inetkit.aio.connect`
+        awaits it and cancels it when it overruns ``deadline``. By default the
+        sources that need no thread (overrides, hosts files) answer at once,
+        and DNS (or an overridden `resolve`) runs in a helper thread that is
+        abandoned at the deadline, so a stuck lookup never blocks the event
+        loop nor holds up a later lookup.
+        """
+        from .aio._resolve import default_lookup  # asyncio is loaded only by its users
+
+        found, _ = await default_lookup(self, normalize_host_name(host), port, protocol, deadline)
+        return found
+
     def resolve_traced(
         self, host: str, port: int, protocol: Protocol, deadline: float | None
     ) -> tuple[list[AddressInfo], str]:
@@ -563,12 +580,26 @@ class Resolver:
             raise
         except OSError as exc:  # socket.gaierror included: HOST_NOT_FOUND
             raise translate_os_error(exc, action="resolve", target=host) from exc
-        return _check_custom(found, type(self).__name__, host), "custom"
+        return _check_custom(found, f"{type(self).__name__}.resolve", host), "custom"
 
     def _resolve(
         self, host: str, port: int, protocol: Protocol, deadline: float | None
     ) -> tuple[list[AddressInfo], str]:
         # ``host`` is normalized: by `resolve`, `resolve_traced` or connect's plan.
+        known = self._resolve_locally(host, port)
+        if known is not None:
+            return known
+        if deadline is None:
+            found = _getaddrinfo(host, port, protocol)
+        else:
+            found = run_until(deadline, host, "DNS", lambda: _getaddrinfo(host, port, protocol))
+        return _from_dns(host, found), "dns"
+
+    def _resolve_locally(self, host: str, port: int) -> tuple[list[AddressInfo], str] | None:
+        """The sources that need no thread: literal, overrides, hosts files; None: ask DNS.
+
+        Raises `HostNotFoundError` when the name is in none of them and DNS is off.
+        """
         literal = literal_sockaddr(host, port)
         if literal is not None:
             return [literal], "literal"
@@ -592,15 +623,7 @@ class Resolver:
                 f"host name {host} not found in {self._sources_text()} (DNS lookups are off: dns=False)",
                 ErrorCode.HOST_NOT_FOUND,
             )
-        if deadline is None:
-            found = _getaddrinfo(host, port, protocol)
-        else:
-            found = run_until(deadline, host, "DNS", lambda: _getaddrinfo(host, port, protocol))
-        if not found:
-            raise HostNotFoundError(
-                f"host name {host} not found: DNS returned no IPv4 or IPv6 address", ErrorCode.HOST_NOT_FOUND
-            )
-        return found, "dns"
+        return None
 
     def _sources_text(self) -> str:
         sources = []
@@ -615,16 +638,25 @@ class Resolver:
         return ", ".join(sources)
 
 
+def _from_dns(host: str, found: list[AddressInfo]) -> list[AddressInfo]:
+    """What DNS answered for ``host``; `HostNotFoundError` when that is no IPv4 or IPv6 address."""
+    if not found:
+        raise HostNotFoundError(
+            f"host name {host} not found: DNS returned no IPv4 or IPv6 address", ErrorCode.HOST_NOT_FOUND
+        )
+    return found
+
+
 def _entry_text(entry: _Entry) -> str:
     family, ip, scope = entry
     return f"{ip}%{scope}" if family == socket.AF_INET6 and scope else ip
 
 
-def _check_custom(found: object, resolver: str, host: str) -> list[AddressInfo]:
-    """Check what a custom `Resolver.resolve` returned, and drop repeats."""
+def _check_custom(found: object, hook: str, host: str) -> list[AddressInfo]:
+    """Check what a custom `Resolver.resolve` (or ``aresolve``), named ``hook``, returned; drop repeats."""
     shape = "a list of (family, sockaddr) pairs of IP addresses, like (socket.AF_INET, ('192.0.2.1', 443))"
     if not isinstance(found, list | tuple):
-        raise TypeError(f"{resolver}.resolve must return {shape}, not {type(found).__name__}")
+        raise TypeError(f"{hook} must return {shape}, not {type(found).__name__}")
     result: list[AddressInfo] = []
     for item in found:
         if not (
@@ -637,7 +669,7 @@ def _check_custom(found: object, resolver: str, host: str) -> list[AddressInfo]:
             and ip_literal(item[1][0]) is not None
             and isinstance(item[1][1], int)
         ):
-            raise TypeError(f"{resolver}.resolve must return {shape}; got the item {item!r}")
+            raise TypeError(f"{hook} must return {shape}; got the item {item!r}")
         family, sockaddr = item
         if family == socket.AF_INET6 and len(sockaddr) < 4:
             # (ip, port[, flowinfo]) is accepted by connect(); the full form
@@ -646,6 +678,6 @@ def _check_custom(found: object, resolver: str, host: str) -> list[AddressInfo]:
         result.append((family, sockaddr))
     if not result:
         raise HostNotFoundError(
-            f"host name {host} not found: {resolver}.resolve returned no address", ErrorCode.HOST_NOT_FOUND
+            f"host name {host} not found: {hook} returned no address", ErrorCode.HOST_NOT_FOUND
         )
     return _unique(result)

@@ -55,7 +55,7 @@ from ._core.tls_engine import WANT_READ, TLSEngine
 from ._errors import ErrorCode, InetError, InetTimeoutError, SecurityError
 from ._hostname import check_host, sni_name
 from ._log import DEBUG, logger
-from ._tls.certinfo import SecurityInfo, check_pins
+from ._tls.certinfo import DerSource, SecurityInfo, check_pins
 from ._tls.context import get_context
 from ._tls.sessions import SESSION_CACHE, SessionKey, session_key
 from ._types import Option
@@ -66,7 +66,16 @@ if TYPE_CHECKING:
     from ._credentials import SecurityCredentials
     from ._transport import PlainTransport
 
-__all__ = ["TLSTransport", "start_tls"]
+__all__ = [
+    "TLSTransport",
+    "handshake_timeout",
+    "keep_session",
+    "new_engine",
+    "session_wanted",
+    "start_tls",
+    "ticket_wait",
+    "verified",
+]
 
 
 #: Bytes taken from the kernel per receive: four full TLS records, so bulk
@@ -216,11 +225,7 @@ class TLSTransport:
                 raise self._handshake_timeout() from exc
 
     def _handshake_timeout(self) -> InetTimeoutError:
-        return InetTimeoutError(
-            f"TLS handshake with {self.target}: timed out (the server may not speak TLS on this port; "
-            "if it expects plaintext first, use starttls=)",
-            ErrorCode.TIMED_OUT,
-        )
+        return handshake_timeout(self.target)
 
     # -- Transport -----------------------------------------------------
 
@@ -354,41 +359,22 @@ class TLSTransport:
             self._drain_nowait()
 
     def _keep_session(self, key: SessionKey) -> None:
-        """Keep a TLS 1.3 session, whose tickets arrive after the handshake.
-
-        (TLS 1.2 sessions are kept right after the handshake, in `start_tls`.)
-        The server sends tickets once it has our Finished, about one round
-        trip after the handshake ended on our side. Take what has arrived.
-        A handle that heard nothing since the handshake has no ticket, and
-        reading ``SSLObject.session`` (which copies the session) is skipped;
-        only while the cache has nothing for this server, and no earlier
-        wait came back empty, wait for the ticket: at most about two round
-        trips as measured during the handshake (capped), since closing must
-        stay fast. A handle that resumed a cached session keeps that one.
-        """
+        """Keep a TLS 1.3 session, whose tickets arrive after the handshake (see `keep_session`)."""
         engine = self.engine
-        if engine.version != "TLSv1.3":
+        if not session_wanted(engine, key):
             return
-        if engine.session_reused and SESSION_CACHE.get(key) is not None:
-            return  # the session it resumed stays good: nothing to read or copy
         self._feed_nowait()
         with self._lock:
             engine.take_records()
         waited = False
         if not engine.heard_since_handshake:
-            if engine.rtt is None or not SESSION_CACHE.worth_waiting(key):
+            limit = ticket_wait(engine, key)
+            if limit is None:
                 return
             waited = True
-            self._wait_for_ticket(min(max(2 * engine.rtt, TICKET_WAIT_MIN), TICKET_WAIT_MAX))
-            if not engine.heard_since_handshake:
-                SESSION_CACHE.note_no_ticket(key)
-                return
+            self._wait_for_ticket(limit)
         with self._lock:
-            session = engine.session()
-        if session is not None and session.has_ticket:
-            SESSION_CACHE.put(key, session)
-        elif waited:
-            SESSION_CACHE.note_no_ticket(key)
+            keep_session(engine, key, waited=waited)
 
     def _wait_for_ticket(self, limit: float) -> None:
         """Wait up to ``limit`` seconds for the server's first bytes after the handshake."""
@@ -426,14 +412,51 @@ def start_tls(
 ) -> tuple[TLSTransport, SecurityInfo]:
     """Wrap and verify: the TLS handshake for implicit TLS and `enable_security` alike.
 
-    SNI and verification use the normalized name without its trailing dot
-    (an IP literal gets no SNI and is checked against IP SANs). Returns the
-    new transport and what was negotiated. ``context`` is the one `connect`
-    got from `get_context` for this connect (credentials are checked before
-    any I/O there), when there was one.
+    Returns the new transport and what was negotiated. ``context`` is the
+    one `connect` got from `get_context` for this connect (credentials are
+    checked before any I/O there), when there was one. The steps around the
+    handshake are `new_engine` and `verified`, which the asyncio driver
+    (``aio._tls``) calls too.
+    """
+    engine, key = new_engine(
+        host=host,
+        port=port,
+        options=options,
+        credentials=credentials,
+        server_name=server_name,
+        session_cache=session_cache,
+        context=context,
+        target=raw.target,
+    )
+    transport = TLSTransport(raw, engine, key)
+    started = _monotonic()
+    transport.handshake(deadline)
+    return transport, verified(engine, key, credentials, transport, started)
+
+
+# -- the steps of a handshake that do no I/O, shared with the asyncio driver --
+
+
+def new_engine(
+    *,
+    host: str,
+    port: int,
+    options: Option,
+    credentials: SecurityCredentials | None,
+    server_name: str | None,
+    session_cache: bool,
+    context: ssl.SSLContext | None,
+    target: str,
+) -> tuple[TLSEngine, SessionKey | None]:
+    """The engine for a handshake with ``host``, and its session cache key (None: no resumption).
+
+    The context is the one given, or the one `get_context` builds for the
+    credentials and options. SNI and verification use the normalized name
+    without its trailing dot (an IP literal gets no SNI and is checked
+    against IP SANs). A cached session for the key is offered.
     """
     if context is None:
-        context = get_context(credentials, options, target=raw.target)
+        context = get_context(credentials, options, target=target)
     wanted = host if server_name is None else check_host(server_name)
     # An IP literal has no SNI name; ssl then checks it against IP SANs.
     name = sni_name(wanted)
@@ -444,19 +467,33 @@ def start_tls(
         context,
         check_name,
         session=session,
-        target=raw.target,
+        target=target,
         credentials_given=bool(credentials is not None and credentials.cert_store),
     )
-    transport = TLSTransport(raw, engine, key)
-    started = _monotonic()
-    transport.handshake(deadline)
+    return engine, key
+
+
+def verified(
+    engine: TLSEngine,
+    key: SessionKey | None,
+    credentials: SecurityCredentials | None,
+    der_source: DerSource,
+    started: float,
+) -> SecurityInfo:
+    """After the handshake: check the pins, build `SecurityInfo`, keep a TLS 1.2 session.
+
+    ``der_source`` fetches the certificate when `SecurityInfo` is first
+    asked for it (the driver's transport); ``started`` is when the handshake
+    began (for the log).
+    """
+    target = engine.target
     pins = credentials.pinned_public_keys if credentials is not None else None
     if pins:
         der = engine.peer_der()
-        check_pins(der or b"", tuple(pins), target=transport.target)
+        check_pins(der or b"", tuple(pins), target=target)
         info = engine.security_info(der)
     else:
-        info = engine.security_info(transport)  # the certificate is read when asked for
+        info = engine.security_info(der_source)  # the certificate is read when asked for
     if key is not None and info.protocol != "TLSv1.3" and not info.session_reused:
         # TLS 1.2 sessions are complete at the end of the handshake (a
         # resumed one is the session already cached).
@@ -464,10 +501,64 @@ def start_tls(
     if logger.isEnabledFor(DEBUG):
         logger.debug(
             "TLS with %s: %s %s in %.1f ms%s",
-            transport.target,
+            target,
             info.protocol,
             info.cipher,
             (_monotonic() - started) * 1000,
             " (session resumed)" if info.session_reused else "",
         )
-    return transport, info
+    return info
+
+
+def handshake_timeout(target: str) -> InetTimeoutError:
+    """The error of a handshake that ran out of time (both drivers)."""
+    return InetTimeoutError(
+        f"TLS handshake with {target}: timed out (the server may not speak TLS on this port; "
+        "if it expects plaintext first, use starttls=)",
+        ErrorCode.TIMED_OUT,
+    )
+
+
+# Keeping a TLS 1.3 session at close. The server sends tickets once it has
+# our Finished, about one round trip after the handshake ended on our side.
+# A driver takes what has arrived (without waiting), then asks these three:
+# `session_wanted` first (False: nothing to do), `ticket_wait` when nothing
+# arrived since the handshake (how long to wait for the ticket, or None: do
+# not), and `keep_session` last.
+
+
+def session_wanted(engine: TLSEngine, key: SessionKey) -> bool:
+    """Is there a session to keep at close? Only TLS 1.3's (1.2 kept it after the handshake).
+
+    A handle that resumed a cached session keeps that one: nothing to read or copy.
+    """
+    if engine.version != "TLSv1.3":
+        return False
+    return not (engine.session_reused and SESSION_CACHE.get(key) is not None)
+
+
+def ticket_wait(engine: TLSEngine, key: SessionKey) -> float | None:
+    """Seconds to wait for a ticket from a server that sent nothing since the handshake, or None.
+
+    Reading ``SSLObject.session`` (which copies the session) is skipped for
+    such a handle; only while the cache has nothing for this server, and no
+    earlier wait came back empty, wait: about two round trips as measured
+    during the handshake, within `TICKET_WAIT_MIN`..`TICKET_WAIT_MAX`
+    (closing must stay fast).
+    """
+    if engine.rtt is None or not SESSION_CACHE.worth_waiting(key):
+        return None
+    return min(max(2 * engine.rtt, TICKET_WAIT_MIN), TICKET_WAIT_MAX)
+
+
+def keep_session(engine: TLSEngine, key: SessionKey, *, waited: bool) -> None:
+    """Put the session in the cache if it has a ticket; remember a wait that came back empty."""
+    if not engine.heard_since_handshake:
+        if waited:
+            SESSION_CACHE.note_no_ticket(key)
+        return
+    session = engine.session()
+    if session is not None and session.has_ticket:
+        SESSION_CACHE.put(key, session)
+    elif waited:
+        SESSION_CACHE.note_no_ticket(key)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+from typing import Protocol as TypingProtocol
 
 from ._core.dialogs import (
     NAMES,
@@ -128,7 +129,16 @@ def _steps(
     raise _refusal(conn, dialog, Refused(ErrorCode.STARTTLS_REFUSED, f"no end after {MAX_STEPS} steps"))
 
 
-def _refusal(conn: Connection, dialog: Dialog, refused: Refused) -> SecurityError:
+class _Named(TypingProtocol):
+    """What a refusal's message names: the handle's host and port (blocking or asyncio handle)."""
+
+    @property
+    def host_name(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+
+
+def _refusal(conn: _Named, dialog: Dialog, refused: Refused) -> SecurityError:
     """The error for a `Refused` step, naming the dialog, host and port, and the handle's state."""
     where = f"{conn.host_name} port {conn.port}"
     state = "is closed" if refused.after_tls else "was not upgraded and is closed"

@@ -57,6 +57,12 @@ EXPECTED = {
         "(29 days left)",
         "sha256: ",
     ],
+    "aio_many.py": [
+        "500 connections open in",
+        "500 of 500 echoed their line",
+        "refused as expected: CONNECTION_REFUSED (InetConnectionRefusedError), 1 attempt(s)",
+    ],
+    "aio_starttls.py": ["secure: TLSv1.3", "STARTTLS dialog ", "C: NOOP", "S: 250", "C: QUIT", "S: 221"],
     "client_certificate_p12.py": [
         "with the PKCS#12 certificate: the server said 'hello example client'",
         "without a client certificate: CLIENT_CERTIFICATE_REQUIRED",
@@ -235,6 +241,21 @@ def test_smtp_submission_example_refused_without_tls(pki: certs.PKI, aiosmtpd_se
     assert "does not offer STARTTLS" in result.stderr
     assert SMTP_PASSWORD not in result.stdout + result.stderr
     assert mailbox.logins == [] and mailbox.messages == []  # nothing went out in plaintext
+
+
+def test_aio_starttls_example_against_aiosmtpd(pki: certs.PKI, aiosmtpd_server: Any) -> None:
+    """With STARTTLS offered: secure, NOOP and QUIT answered; without it: refused, exit 1, nothing sent."""
+    port, mailbox = aiosmtpd_server(pki.servers["valid"].context())
+    result = run("aio_starttls.py", "localhost", str(port), "--ca-file", str(pki.ca_file))
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    for line in ["secure: TLSv1.3", "C: NOOP", "S: 250", "S: 221"]:
+        assert line in result.stdout, f"{line!r} not in\n{result.stdout}"
+    port, mailbox = aiosmtpd_server(None)
+    result = run("aio_starttls.py", "localhost", str(port), "--ca-file", str(pki.ca_file))
+    assert result.returncode == 1, f"{result.stdout}\n{result.stderr}"
+    assert f"connect failed: STARTTLS_REFUSED: STARTTLS (smtp) with localhost port {port}" in result.stdout
+    assert "NOOP" not in result.stdout
+    assert mailbox.messages == []
 
 
 # -- imap_login.py against dovecot ----------------------------------------------------------

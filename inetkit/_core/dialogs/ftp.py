@@ -28,7 +28,11 @@ def ftp_reply() -> Generator[Step, bytes | None, tuple[int, str]]:
     """One final FTP reply: its code and its text (the lines joined); preliminary 1yz replies are skipped."""
     for _ in range(FTP_MAX_PRELIMINARY + 1):
         first = yield from read_line(FTP_MAX_LINE)
-        if len(first) < 3 or not (first[:3].isascii() and first[:3].isdigit()) or (len(first) > 3 and first[3] not in " -"):
+        if (
+            len(first) < 3
+            or not (first[:3].isascii() and first[:3].isdigit())
+            or (len(first) > 3 and first[3] not in " -")
+        ):
             raise Refusal(f"malformed reply {quote(first)}")
         code = first[:3]
         texts = [first[4:]]

@@ -34,7 +34,11 @@ def smtp_reply() -> Generator[Step, bytes | None, tuple[int, list[str]]]:
     code = 0
     for _ in range(SMTP_MAX_REPLY_LINES):
         line = yield from read_line(SMTP_MAX_LINE)
-        if len(line) < 3 or not (line[:3].isascii() and line[:3].isdigit()) or (len(line) > 3 and line[3] not in " -"):
+        if (
+            len(line) < 3
+            or not (line[:3].isascii() and line[:3].isdigit())
+            or (len(line) > 3 and line[3] not in " -")
+        ):
             raise Refusal(f"malformed reply {quote(line)}")
         if lines and int(line[:3]) != code:
             raise Refusal(f"a reply whose lines carry different codes ({quote(line)})")
