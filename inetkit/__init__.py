@@ -29,12 +29,13 @@ from ._errors import (
     InetTimeoutError,
     InvalidArgumentError,
     OwnershipError,
+    ProxyError,
     SecurityError,
 )
 from ._hostname import normalize_host_name
 from ._options import KeepAlive, Option, Protocol
 from ._resolver import Resolver
-from ._trace import Attempt, ConnectTrace, Resolution
+from ._trace import Attempt, ConnectTrace, ProxyPhase, Resolution
 
 if _typing.TYPE_CHECKING:
     from ._credentials import SecurityCredentials
@@ -64,6 +65,8 @@ __all__ = [
     "Option",
     "OwnershipError",
     "Protocol",
+    "ProxyError",
+    "ProxyPhase",
     "Resolution",
     "Resolver",
     "SecurityCredentials",
