@@ -122,7 +122,9 @@ def drive_steps(
             try:
                 data = conn.read_exactly(step.count)
             except ConnectionClosedError:
-                data = b""  # the dialog says the server hung up, in its own words
+                # The stream ended first: hand over what came before the end
+                # (it stayed buffered), and the dialog says the server hung up.
+                data = conn.read(step.count) if conn._buffer else b""
             step = dialog.receive(data)
         elif isinstance(step, ReadSome):
             step = dialog.receive(conn.read(step.max_bytes))

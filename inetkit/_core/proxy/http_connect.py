@@ -10,7 +10,8 @@ are wanted or were refused (``PROXY_AUTH_REQUIRED``); any other status is a
 refusal (``PROXY_REFUSED``) whose message quotes the status line. An answer
 that is not HTTP/1.x, a line longer than `MAX_LINE`, more than
 `MAX_HEADER_LINES` lines or `MAX_HEADER_BYTES` bytes of header, or an
-answer cut short is ``PROXY_PROTOCOL``.
+answer cut short is ``PROXY_PROTOCOL``; a proxy that closes without a
+word is ``PROXY_REFUSED``.
 
 The target name is sent unresolved (the proxy resolves it), in brackets
 when it is an IPv6 literal. Names and ports were normalized by the connect
@@ -68,11 +69,13 @@ class HTTPConnectDialog(Dialog):
         self._request = connect_request(host, port, username, password)
         self._with_credentials = username is not None
 
-    def _line(self, budget: int) -> Generator[Step, bytes | None, bytes]:
+    def _line(self, budget: int, first: bool = False) -> Generator[Step, bytes | None, bytes]:
         """One answer line without its terminator; refuses at the end of the stream or past the limits."""
         limit = min(MAX_LINE, budget)
         data = yield ReadLine(limit)
         assert data is not None
+        if not data and first:
+            raise Refusal("the proxy closed the connection without answering", ErrorCode.PROXY_REFUSED)
         if not data:
             raise Refusal("the proxy closed the connection before its answer ended", ErrorCode.PROXY_PROTOCOL)
         if not data.endswith(b"\n"):
@@ -88,7 +91,7 @@ class HTTPConnectDialog(Dialog):
 
     def _script(self) -> Script:
         yield Send(self._request)
-        status = yield from self._line(MAX_HEADER_BYTES)
+        status = yield from self._line(MAX_HEADER_BYTES, first=True)
         match = _STATUS.fullmatch(status)
         if match is None:
             raise Refusal(f"the proxy's answer is not HTTP/1.x: {quote(status)}", ErrorCode.PROXY_PROTOCOL)

@@ -21,7 +21,9 @@ target's and stay with the driver. Codes: a reply that is not 0 / 90 is
 ``PROXY_REFUSED`` quoting the reply; refused credentials (method ``FF``,
 an RFC 1929 failure, SOCKS4's identd codes 92 and 93) are
 ``PROXY_AUTH_REQUIRED``; a wrong version, an unknown method or address
-type, or an answer cut short is ``PROXY_PROTOCOL``.
+type, or an answer cut short is ``PROXY_PROTOCOL``; a proxy that closes
+the connection instead of answering (what ``ssh -D`` does when the target
+refuses) is ``PROXY_REFUSED``.
 """
 
 from __future__ import annotations
@@ -66,6 +68,12 @@ def _exactly(count: int, what: str) -> Generator[Step, bytes | None, bytes]:
     """``count`` bytes of the proxy's answer; refuses when the stream ends first."""
     data = yield ReadExactly(count)
     assert data is not None
+    if not data:
+        # ssh -D and dante close without a reply when they cannot open the tunnel.
+        raise Refusal(
+            f"the proxy closed the connection instead of sending its {what} (no tunnel)",
+            ErrorCode.PROXY_REFUSED,
+        )
     if len(data) < count:
         raise Refusal(
             f"the proxy closed the connection in the middle of its {what} "
@@ -123,7 +131,7 @@ class SOCKS5Dialog(Dialog):
         method = choice[1]
         if method == _NONE_ACCEPTABLE:
             detail = (
-                "none of the offered methods (no authentication, user name and password)"
+                "every method offered (no authentication, user name and password)"
                 if with_auth
                 else "no authentication (give user:password@ in the proxy URL if it wants them)"
             )
