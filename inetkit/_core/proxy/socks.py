@@ -133,10 +133,10 @@ class SOCKS5Dialog(Dialog):
             detail = (
                 "every method offered (no authentication, user name and password)"
                 if with_auth
-                else "no authentication (give user:password@ in the proxy URL if it wants them)"
+                else "connecting without authentication (give user:password@ in the proxy URL)"
             )
             raise Refusal(
-                f"the proxy accepts {detail}: reply {_shown(choice)}", ErrorCode.PROXY_AUTH_REQUIRED
+                f"the proxy refuses {detail}: reply {_shown(choice)}", ErrorCode.PROXY_AUTH_REQUIRED
             )
         if method not in methods:
             raise Refusal(

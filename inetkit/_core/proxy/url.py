@@ -106,6 +106,11 @@ def _error(shown: str, problem: str, code: ErrorCode = ErrorCode.INVALID_ARGUMEN
     return InvalidArgumentError(f"invalid proxy URL {shown!r}: {problem}", code)
 
 
+def _renamed(exc: InvalidArgumentError) -> InvalidArgumentError:
+    """An error of the URL helpers that ``connect_url`` shares, worded for a proxy URL."""
+    return InvalidArgumentError(exc.message.replace("invalid URL", "invalid proxy URL", 1), exc.code)
+
+
 def _decode(text: str, what: str, shown: str) -> str:
     try:
         return unquote(text, errors="strict")
@@ -151,7 +156,10 @@ def parse_proxy(value: object) -> Proxy:
         raise _error(shown, "a proxy URL has no path (only scheme://host:port)")
     if "\\" in authority:
         raise _error(shown, "a backslash in the host part is not allowed", ErrorCode.INVALID_HOST_NAME)
-    host_text, port_text = _split_host_port(authority, shown, True)
+    try:
+        host_text, port_text = _split_host_port(authority, shown, True)
+    except InvalidArgumentError as exc:
+        raise _renamed(exc) from None
     if not host_text:
         raise _error(shown, "it has no host", ErrorCode.INVALID_HOST_NAME)
     try:
@@ -164,7 +172,10 @@ def parse_proxy(value: object) -> Proxy:
             f"a proxy URL must name its port, such as {scheme}://{host_text}:1080",
             ErrorCode.INVALID_PORT,
         )
-    port = _port_number(port_text, shown, True)
+    try:
+        port = _port_number(port_text, shown, True)
+    except InvalidArgumentError as exc:
+        raise _renamed(exc) from None
     username = password = None
     if userinfo is not None:
         user_text, colon, password_text = userinfo.partition(":")
