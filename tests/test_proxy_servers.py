@@ -422,3 +422,76 @@ def test_a_refused_connection_to_the_proxy_keeps_its_code_and_names_the_proxy(sc
         info.value
     )
     assert info.value.trace.proxy is not None and info.value.trace.proxy.dialog is None
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+
+def test_probe_shows_the_proxy_phase_in_text_and_json(
+    squid: Peer, servers: Servers, pki: certs.PKI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from inetkit.cli import main
+
+    server = servers.python(pki.servers["valid"].context())
+    proxy = f"https://localhost:{squid.ports['tls']}"
+    argv = [
+        "probe",
+        "localhost",
+        str(server.port),
+        "--secure",
+        "--ca-file",
+        str(pki.ca_file),
+        "--proxy",
+        proxy,
+    ]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"connect localhost port {server.port} through {proxy}" in out
+    assert f"  proxy: {proxy}, tls handshake " in out and ", dialog " in out
+    assert main([*argv, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] and report["tls"]["protocol"].startswith("TLS")
+    assert list(report["proxy"]) == ["endpoint", "tls_handshake_ms", "dialog_ms", "target_address"]
+    assert report["proxy"]["endpoint"] == proxy and report["proxy"]["dialog_ms"] > 0
+    assert [attempt["address"] for attempt in report["attempts"]] == ["127.0.0.1"]
+
+
+def test_probe_json_reports_a_proxy_refusal(squid: Peer, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from inetkit.cli import main
+
+    argv = ["probe", "127.0.0.1", "25", "--proxy", f"http://127.0.0.1:{squid.ports['open']}", "--json"]
+    assert main(argv) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["error"]["code"] == "PROXY_REFUSED" and "403" in report["error"]["message"]
+    assert report["proxy"]["dialog_ms"] is None
+
+
+def test_connect_command_through_dante(dante: Peer, echo_server: Server) -> None:
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "inetkit",
+            "connect",
+            "localhost",
+            str(echo_server.port),
+            "--proxy",
+            f"socks5h://127.0.0.1:{dante.port}",
+        ],
+        input=b"hello\n",
+        capture_output=True,
+        timeout=30,
+        env=dict(os.environ, PYTHONWARNINGS="error"),
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"hello\r\n"
+    assert f"-> 127.0.0.1:{dante.port} (localhost)" in result.stderr.decode()
