@@ -57,6 +57,15 @@ EXPECTED = {
         "(29 days left)",
         "sha256: ",
     ],
+    "through_a_proxy.py": [
+        "echoed: hello through the proxy",
+        "host_name, port: localhost",
+        "(the proxy: the socket's real peer)",
+        "  proxy: http://127.0.0.1:",
+        "wrong password: PROXY_AUTH_REQUIRED",
+        "denied port: PROXY_REFUSED",
+        "'HTTP/1.1 403 Forbidden'",
+    ],
     "client_certificate_p12.py": [
         "with the PKCS#12 certificate: the server said 'hello example client'",
         "without a client certificate: CLIENT_CERTIFICATE_REQUIRED",
