@@ -101,9 +101,10 @@ def _reaching_proxy_failed(exc: InetError, proxy: Proxy, plan: Plan) -> InetErro
 class _Readings:
     """What the proxy phase measured, kept until the trace is built."""
 
-    __slots__ = ("dialog", "target_address", "tls_handshake")
+    __slots__ = ("dialog", "ended", "target_address", "tls_handshake")
 
     def __init__(self) -> None:
+        self.ended: float | None = None
         self.tls_handshake: float | None = None
         self.dialog: float | None = None
         self.target_address: str | None = None
@@ -112,6 +113,35 @@ class _Readings:
 def _with_phase(trace: ConnectTrace, proxy: Proxy, readings: _Readings) -> ConnectTrace:
     trace.proxy = ProxyPhase(proxy.endpoint, readings.tls_handshake, readings.dialog, readings.target_address)
     return trace
+
+
+class _ProxyRecord(_Record):
+    """`_Record` whose trace also has the proxy phase (built only when asked for, as for a direct connect)."""
+
+    __slots__ = ("proxy", "readings")
+
+    def __init__(
+        self,
+        plan: Plan,
+        private: bool,
+        source: str,
+        addresses: Sequence[Address],
+        resolved: float,
+        raced: Sequence[Address],
+        race: Race,
+        readings: _Readings,
+    ) -> None:
+        super().__init__(plan, private, source, addresses, resolved, raced, race)
+        assert plan.proxy is not None
+        self.proxy = plan.proxy
+        self.readings = readings
+
+    def trace(self) -> ConnectTrace:
+        trace = _with_phase(super().trace(), self.proxy, self.readings)
+        ended = self.readings.ended
+        if ended is not None and self.ended is None:
+            trace.total = ended - self.plan.started
+        return trace
 
 
 def run_proxied(plan: Plan) -> Connection:
@@ -164,7 +194,7 @@ def run_proxied(plan: Plan) -> Connection:
         raced = _of_local_family(plan, local[0], addresses, source, resolved)
     # 2. The race to the proxy.
     race = Race(raced, proxy.host, proxy.port, plan.started, _monotonic(), plan.deadline, plan.attempt_delay)
-    record = _Record(plan, private, source, addresses, resolved, raced, race)
+    record = _ProxyRecord(plan, private, source, addresses, resolved, raced, race, readings)
     prepare = record.prepare if plan.prepare else None
     try:
         winner = dial(race, raced, False, prepare, record.adopt)[1]
@@ -172,7 +202,9 @@ def run_proxied(plan: Plan) -> Connection:
         record.abandon()
         if isinstance(exc, InetError):
             error = _reaching_proxy_failed(exc, proxy, plan)
-            error.trace = _with_phase(exc.trace or record.failed(), proxy, readings)
+            error.trace = exc.trace if exc.trace is not None else record.failed()
+            if error.trace.proxy is None:
+                _with_phase(error.trace, proxy, readings)
             raise error from exc
         raise
     conn = record.handles.pop(winner)
@@ -215,7 +247,7 @@ def run_proxied(plan: Plan) -> Connection:
     except BaseException as exc:
         conn._close(check_owner=False)
         if isinstance(exc, InetError):
-            trace = _with_phase(conn.trace, proxy, readings)
+            trace = conn.trace  # with the proxy phase (`_ProxyRecord.trace`)
             for attempt in reversed(trace.attempts):
                 if attempt.outcome == "connected":
                     attempt.outcome = "failed"
@@ -225,7 +257,6 @@ def run_proxied(plan: Plan) -> Connection:
             if exc.trace is None:
                 exc.trace = trace
         raise
-    _with_phase(conn.trace, proxy, readings)
     if logger.isEnabledFor(DEBUG):
         logger.debug(
             "tunnel to %s port %s through %s in %.1f ms",
@@ -237,8 +268,8 @@ def run_proxied(plan: Plan) -> Connection:
     if bits & _SECURE or plan.starttls is not None:
         _secure(plan, conn, context)
     else:
+        readings.ended = _monotonic()  # the trace, if it is ever asked for, ends here
         conn._publish()
-        conn.trace.total = _monotonic() - plan.started
     return conn
 
 

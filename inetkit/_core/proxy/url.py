@@ -15,6 +15,7 @@ message quotes the URL through `redact_userinfo`, and `Proxy.endpoint`
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import unquote
 
 from ..._errors import ErrorCode, InvalidArgumentError
@@ -130,6 +131,16 @@ def parse_proxy(value: object) -> Proxy:
     """
     if not isinstance(value, str):
         raise TypeError(f"proxy must be a proxy URL (str) or None, not {type(value).__name__}")
+    return _parse(value)
+
+
+#: Proxy URLs remembered with their parse: a program uses one or two, on every connect.
+PARSED_CACHE_SIZE = 64
+
+
+@functools.lru_cache(maxsize=PARSED_CACHE_SIZE)
+def _parse(value: str) -> Proxy:
+    """`parse_proxy` for a `str`, remembered (a `Proxy` is never changed after it is made)."""
     shown = shorten(redact_userinfo(value))
     if not value:
         raise _error(shown, "the URL is empty")
