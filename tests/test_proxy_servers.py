@@ -495,3 +495,29 @@ def test_connect_command_through_dante(dante: Peer, echo_server: Server) -> None
     assert result.returncode == 0, result.stderr
     assert result.stdout == b"hello\r\n"
     assert f"-> 127.0.0.1:{dante.port} (localhost)" in result.stderr.decode()
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_enable_security_through_the_proxy_after_a_plain_exchange(
+    scheme: str, squid: Peer, servers: Servers, pki: certs.PKI
+) -> None:
+    """An in-band upgrade through the tunnel: over an https:// proxy that is TLS inside TLS."""
+    server = servers.python(pki.servers["valid"].context(), expect=b"STARTTLS\n", reply=[b"GO\n"])
+    port = squid.ports["open" if scheme == "http" else "tls"]
+    with inetkit.connect(
+        "localhost",
+        server.port,
+        timeout=TIMEOUT,
+        credentials=trust(pki),
+        proxy=f"{scheme}://localhost:{port}",
+    ) as conn:
+        conn.write(b"STARTTLS\n")
+        assert conn.read_line() == b"GO\n"
+        assert not conn.is_secure  # the hop to an https:// proxy is not the target's TLS
+        conn.enable_security()
+        assert conn.is_secure
+        conn.write(b"inner\n")
+        assert conn.read_line() == b"renni\n"
+    server.wait_idle()
+    (seen,) = server.seen
+    assert seen.server_name == "localhost"
