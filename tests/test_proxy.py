@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from conftest import Server, open_fds, settled_fds, silent_listener
+from conftest import Server, black_hole, open_fds, settled_fds, silent_listener
 
 import inetkit
 from inetkit import ErrorCode, InetTimeoutError, InvalidArgumentError, Option, Protocol, ProxyError
@@ -369,3 +369,33 @@ def test_the_password_is_in_no_repr_log_trace_or_message(caplog: pytest.LogCaptu
         texts += [str(info.value), repr(info.value), repr(info.value.trace)]
     texts.append(caplog.text)
     assert all(SECRET not in text for text in texts)
+
+
+def test_a_proxy_that_drops_syns_times_out_naming_the_proxy() -> None:
+    with black_hole("127.0.0.1") as port:
+        with pytest.raises(InetTimeoutError) as info:
+            inetkit.connect("t.example", 443, timeout=SHORT_TIMEOUT, proxy=f"http://127.0.0.1:{port}")
+    assert info.value.code is ErrorCode.TIMED_OUT
+    assert f"(the proxy http://127.0.0.1:{port} for t.example port 443 was the peer)" in str(info.value)
+
+
+def test_an_ipv6_proxy_literal() -> None:
+    listener = socket.create_server(("::1", 0), family=socket.AF_INET6)
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        sock, _ = listener.accept()
+        with sock:
+            read_request(sock)
+            sock.sendall(OK + b"hi\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        with inetkit.connect("t.example", 1, timeout=TIMEOUT, proxy=f"http://[::1]:{port}") as conn:
+            assert conn.read_line() == b"hi\n"
+            assert conn.remote_address == ("::1", port)
+            assert conn.trace.proxy is not None and conn.trace.proxy.endpoint == f"http://[::1]:{port}"
+    finally:
+        thread.join(TIMEOUT)
+        listener.close()

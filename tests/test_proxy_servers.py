@@ -521,3 +521,24 @@ def test_enable_security_through_the_proxy_after_a_plain_exchange(
     server.wait_idle()
     (seen,) = server.seen
     assert seen.server_name == "localhost"
+
+
+def test_a_proxy_url_pointed_at_a_mail_server_is_a_protocol_error() -> None:
+    """Exim greets first (SMTP): a real server whose answer to CONNECT is not HTTP."""
+    import peers
+
+    (exim,) = start((peers.exim, (None,)))
+    try:
+        with pytest.raises(ProxyError) as info:
+            inetkit.connect("localhost", 443, timeout=TIMEOUT, proxy=f"http://127.0.0.1:{exim.port}")
+    finally:
+        exim.stop()
+    assert info.value.code is ErrorCode.PROXY_PROTOCOL
+    assert "the proxy's answer is not HTTP/1.x: '220 " in str(info.value)
+
+
+def test_an_https_url_pointed_at_a_plain_proxy_port_fails_the_proxy_handshake(squid: Peer) -> None:
+    with pytest.raises(inetkit.SecurityError) as info:
+        inetkit.connect("localhost", 443, timeout=TIMEOUT, proxy=f"https://localhost:{squid.ports['open']}")
+    assert f"proxy localhost port {squid.ports['open']}" in str(info.value)
+    assert not isinstance(info.value, ProxyError)
