@@ -328,7 +328,15 @@ class TLSTransport:
 
     def pending(self) -> int:
         with self._lock:
-            return self.engine.pending()
+            count = self.engine.pending()
+        raw = self.raw
+        if not count and isinstance(raw, TLSTransport) and raw.pending():
+            # TLS inside TLS: this layer's records may wait, decrypted, in the
+            # layer below, where no socket wait would see them. Take them in.
+            self._feed_nowait()
+            with self._lock:
+                count = self.engine.pending()
+        return count
 
     def ready_to_read(self) -> bool:
         """Called once the socket polled readable: is there something for `read`?
