@@ -30,6 +30,7 @@ from ._errors import (
     InetTimeoutError,
     InvalidArgumentError,
     OwnershipError,
+    ProxyError,
     SecurityError,
 )
 from ._types import KeepAlive, Option, Protocol
@@ -43,7 +44,7 @@ if _typing.TYPE_CHECKING:
     from ._proxy_env import proxy_from_environment
     from ._resolver import Resolver
     from ._tls import CertificateInfo, SecurityInfo
-    from ._trace import Attempt, ConnectTrace, Resolution
+    from ._trace import Attempt, ConnectTrace, ProxyPhase, Resolution
 
 __version__ = "0.1.0"
 
@@ -69,6 +70,8 @@ __all__ = [
     "Option",
     "OwnershipError",
     "Protocol",
+    "ProxyError",
+    "ProxyPhase",
     "Resolution",
     "Resolver",
     "SecurityCredentials",
@@ -92,6 +95,7 @@ _LAZY = {
     "Resolver": "_resolver",
     "Attempt": "_trace",
     "ConnectTrace": "_trace",
+    "ProxyPhase": "_trace",
     "Resolution": "_trace",
     "SecurityCredentials": "_credentials",
     "proxy_from_environment": "_proxy_env",

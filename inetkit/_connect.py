@@ -86,6 +86,7 @@ def connect(
     keepalive: KeepAlive | None = None,
     attempt_delay: float = CONNECTION_ATTEMPT_DELAY,
     session_cache: bool = True,
+    proxy: str | None = None,
 ) -> Connection:
     """Connect to ``host`` on ``port`` and return a `Connection`.
 
@@ -114,13 +115,17 @@ def connect(
         keepalive: `KeepAlive` tuning (implies `Option.KEEPALIVE`).
         attempt_delay: RFC 8305 "Connection Attempt Delay" in seconds.
         session_cache: offer and keep TLS sessions for resumption.
+        proxy: a proxy URL (``http://``, ``https://``, ``socks5://``,
+            ``socks5h://``, ``socks4a://``; ``scheme://[user:password@]host:port``)
+            to connect through, or None (direct; the environment is not
+            read). See ``docs/proxies.md``.
 
     Raises:
         TypeError: an argument of the wrong type.
         InvalidArgumentError: a value or a combination that cannot work
             (raised before any I/O).
         HostNotFoundError, InetTimeoutError, InetConnectionError,
-        SecurityError, ...: the connect failed; ``.trace`` tells how.
+        SecurityError, ProxyError, ...: the connect failed; ``.trace`` tells how.
     """
     plan = make_plan(
         host,
@@ -136,6 +141,7 @@ def connect(
         attempt_delay,
         session_cache,
         _monotonic(),
+        proxy=proxy,
     )
     return run(plan)
 
@@ -244,8 +250,13 @@ def run(plan: Plan) -> Connection:
     """Carry out a checked plan: resolve, race, keep the winner's handle, then TLS or STARTTLS.
 
     Raises the `InetError` of the phase that failed, with ``.trace`` set;
-    every socket opened is closed by then.
+    every socket opened is closed by then. A plan with a proxy goes to
+    ``_proxy.run_proxied``, which races to the proxy instead.
     """
+    if plan.proxy is not None:
+        from ._proxy import run_proxied
+
+        return run_proxied(plan)
     context, private = _tls_context(plan)
     literal = plan.literal
     if literal is not None:  # an IP literal: nothing to resolve
@@ -401,6 +412,7 @@ def connect_url(
     keepalive: KeepAlive | None = None,
     attempt_delay: float = CONNECTION_ATTEMPT_DELAY,
     session_cache: bool = True,
+    proxy: str | None = None,
 ) -> Connection:
     """Connect to the host and port a URL names.
 
@@ -435,5 +447,6 @@ def connect_url(
         started,
         normalized=True,
         implicit_tls=parsed.secure,
+        proxy=proxy,
     )
     return run(plan)

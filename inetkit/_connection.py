@@ -37,7 +37,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar, final
+from typing import TYPE_CHECKING, Any, TypeVar, cast, final
 
 from ._core.buffer import EMPTY, NEED_MORE, TOO_LONG, ReceiveBuffer
 from ._errors import (
@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from ._core.plan import Plan
     from ._credentials import SecurityCredentials
     from ._tls import SecurityInfo
+    from ._transport import Channel
 
     class TraceSource(TypingProtocol):
         """What builds a handle's `ConnectTrace` when it is first asked for (``_connect._Record``)."""
@@ -238,7 +239,11 @@ class Connection:
 
     @property
     def remote_address(self) -> tuple[str, int]:
-        """``(ip, port)`` of the peer that won the connect."""
+        """``(ip, port)`` of the peer that won the connect.
+
+        Through a proxy that is the proxy's address (the socket's real peer);
+        `host_name` and `port` stay the target's.
+        """
         return self._remote
 
     @property
@@ -759,14 +764,22 @@ class Connection:
             )
         if self._buffer:
             raise self._unexpected_plaintext(len(self._buffer))
-        try:
-            waiting = self._plain.sock.recv(1, socket.MSG_PEEK)
-        except BlockingIOError:
-            waiting = b""
-        except OSError as exc:
-            raise translate_os_error(exc, action="enable_security on", target=self._target) from exc
-        if waiting:
-            raise self._unexpected_plaintext(None)
+        transport = self._transport
+        if transport is not self._plain:
+            # The TLS layer to an HTTPS proxy is below: the socket holds its
+            # records, and the server's bytes are what that layer decrypted.
+            transport.ready_to_read()
+            if transport.pending():
+                raise self._unexpected_plaintext(transport.pending())
+        else:
+            try:
+                waiting = self._plain.sock.recv(1, socket.MSG_PEEK)
+            except BlockingIOError:
+                waiting = b""
+            except OSError as exc:
+                raise translate_os_error(exc, action="enable_security on", target=self._target) from exc
+            if waiting:
+                raise self._unexpected_plaintext(None)
         self._start_tls(credentials or self._credentials, server_name, deadline)
 
     def _start_tls(
@@ -776,13 +789,18 @@ class Connection:
         deadline: float | None,
         context: ssl.SSLContext | None = None,
     ) -> None:
-        """The one wrap-and-verify path, for implicit TLS and `enable_security`."""
+        """The one wrap-and-verify path, for implicit TLS and `enable_security`.
+
+        TLS runs over the current transport: the socket's, or through an
+        HTTPS proxy the TLS layer to the proxy (TLS inside TLS).
+        """
         from ._tls_io import start_tls  # TLS is loaded only when used
 
         started = _monotonic()
+        below = cast("Channel", self._transport)  # a PlainTransport, or the TLSTransport to a proxy
         try:
             self._transport, self._negotiated = start_tls(
-                self._plain,
+                below,
                 host=self._host,
                 port=self._port,
                 options=self._options,
@@ -791,6 +809,8 @@ class Connection:
                 deadline=deadline,
                 session_cache=self._session_cache,
                 context=context,
+                # Over a proxy's TLS layer, messages name this handle (the target), not that layer's peer.
+                target=None if below is self._plain else self._target,
             )
         finally:
             self.trace.tls_handshake = _monotonic() - started

@@ -49,6 +49,7 @@ __all__ = [
     "InetTimeoutError",
     "InvalidArgumentError",
     "OwnershipError",
+    "ProxyError",
     "SecurityError",
     "translate_os_error",
 ]
@@ -146,6 +147,13 @@ class ErrorCode(IntEnumBody):
     CERTIFICATE_EXPIRED = 521
     CERTIFICATE_NOT_YET_VALID = 522
     CERTIFICATE_NAME_MISMATCH = 523
+    # Proxies (6xx)
+    #: The proxy denied the target (HTTP status not 2xx, SOCKS reply not 0).
+    PROXY_REFUSED = 600
+    #: The proxy wants credentials, or refused the ones given (HTTP 407, SOCKS auth).
+    PROXY_AUTH_REQUIRED = 601
+    #: The proxy's answer is malformed (not HTTP, not SOCKS, oversize, cut short).
+    PROXY_PROTOCOL = 602
 
 
 class InetError(OSError):
@@ -271,6 +279,17 @@ class InetConnectionResetError(InetConnectionError, ConnectionResetError):
     default_code = ErrorCode.CONNECTION_RESET
 
 
+class ProxyError(InetConnectionError):
+    """The proxy refused the target, wanted credentials, or answered in a way that is not its protocol.
+
+    A failure to reach the proxy at all (refused, reset, timed out) is not a
+    `ProxyError`: it keeps its usual class and code, and its message says
+    that the proxy was the peer.
+    """
+
+    default_code = ErrorCode.PROXY_REFUSED
+
+
 class ConnectionClosedError(InetError, ConnectionError):
     """The peer closed the connection before the expected data arrived."""
 
@@ -319,6 +338,7 @@ for _public in (
     InetConnectionError,
     InetConnectionRefusedError,
     InetConnectionResetError,
+    ProxyError,
     ConnectionClosedError,
     SecurityError,
     CertificateError,

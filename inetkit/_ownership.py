@@ -92,6 +92,7 @@ class Guard:
         "private",
         "read_lock",
         "remote",
+        "via",
         "wake_fd",
         "write_lock",
     )
@@ -109,6 +110,8 @@ class Guard:
         self.wake_fd = -1
         # What `describe` names: the host as asked for and the peer's (ip, port).
         self.host = host
+        # Through a proxy, the whole description (target and proxy), set by the proxy driver.
+        self.via: str | None = None
         self.remote = remote
         # True while connect still holds the handle (see Waiter.wait).
         self.private = private
@@ -191,6 +194,9 @@ class Guard:
         every message). Built when a message needs it: most handles never
         raise, and the text would cost every connect a string.
         """
+        via = self.via
+        if via is not None:  # through a proxy: the target, then the proxy (the real peer)
+            return via
         return describe_handle(self.host, self.remote)
 
     def closed_error(self) -> InetError:

@@ -41,6 +41,16 @@ that has not fully arrived).
 
 The handshake, for implicit TLS and for `enable_security` alike, is
 `start_tls`: one wrap-and-verify path, so verification cannot diverge.
+
+TLS inside TLS (a secure target through an HTTPS proxy): the layer below a
+`TLSTransport` is a `Channel`, the socket's `PlainTransport` or another
+`TLSTransport` (the one to the proxy), which offers the same calls: the
+waiting ones (`recv`, `sendall`) and the ones that never wait
+(`recv_nowait`: plaintext already decrypted or decryptable from what the
+kernel holds; `send_nowait`: encrypted and queued at once, sent as far as
+the socket takes it, the rest by the next drain of that layer). Each
+layer's bytes pass through its own engine once, so the inner layer adds
+its own record work and nothing else.
 """
 
 from __future__ import annotations
@@ -64,7 +74,7 @@ if TYPE_CHECKING:
     import ssl
 
     from ._credentials import SecurityCredentials
-    from ._transport import PlainTransport
+    from ._transport import Channel
 
 __all__ = [
     "TLSTransport",
@@ -100,14 +110,16 @@ _monotonic = time.monotonic
 
 
 class TLSTransport:
-    """A `Transport` that speaks TLS over a `PlainTransport`."""
+    """A `Transport` that speaks TLS over a `Channel` (a `PlainTransport`, or TLS to a proxy), and is one."""
 
     __slots__ = ("_lock", "_outq", "_send", "broken", "engine", "raw", "session_key", "target")
 
-    def __init__(self, raw: PlainTransport, engine: TLSEngine, session_key: SessionKey | None) -> None:
+    def __init__(
+        self, raw: Channel, engine: TLSEngine, session_key: SessionKey | None, target: str | None = None
+    ) -> None:
         self.raw = raw
         self.engine = engine
-        self.target = raw.target
+        self.target = raw.target if target is None else target
         self.session_key = session_key
         self._lock = threading.Lock()  # the engine lock
         self._send = threading.Lock()  # the send lock
@@ -127,9 +139,8 @@ class TLSTransport:
 
     def _feed_nowait(self) -> bool:
         """Move what the kernel already holds into the engine; True if anything came."""
-        try:
-            data = self.raw.sock.recv(RECV_SIZE)
-        except OSError:  # BlockingIOError (nothing there) included
+        data = self.raw.recv_nowait(RECV_SIZE)
+        if data is None:  # nothing there (or a failure the next waiting read reports)
             return False
         with self._lock:
             if data:
@@ -163,22 +174,20 @@ class TLSTransport:
         with self._lock:
             data = self.engine.data_to_send()
         outq = self._outq
-        sock = self.raw.sock
+        raw = self.raw
         if not outq:
             if not data:
                 return
-            try:
-                sent = sock.send(data)  # the common case: all of it fits
-            except OSError:  # BlockingIOError (full) included: the next drainer goes on
-                sent = 0
+            sent = raw.send_nowait(
+                data
+            )  # the common case: all of it fits (0: full, the next drainer goes on)
             if sent < len(data):
                 self._outq = bytearray(data[sent:])
             return
         outq += data
         while outq:
-            try:
-                sent = sock.send(outq)
-            except OSError:
+            sent = raw.send_nowait(outq)
+            if not sent:
                 break
             del outq[:sent]
         self._outq = outq or None
@@ -218,7 +227,7 @@ class TLSTransport:
                 # The answer is a round trip away: wait first instead of a
                 # receive that would only fail with EAGAIN (an exception and
                 # a system call, and with many threads a trip through the GIL).
-                if not self.raw.read_waiter.wait(deadline):
+                if not self.raw.wait_readable(deadline):
                     raise self._handshake_timeout()
                 self._feed(deadline, HANDSHAKE_RECV_SIZE)
             except InetTimeoutError as exc:
@@ -324,7 +333,15 @@ class TLSTransport:
 
     def pending(self) -> int:
         with self._lock:
-            return self.engine.pending()
+            count = self.engine.pending()
+        raw = self.raw
+        if not count and isinstance(raw, TLSTransport) and raw.pending():
+            # TLS inside TLS: this layer's records may wait, decrypted, in the
+            # layer below, where no socket wait would see them. Take them in.
+            self._feed_nowait()
+            with self._lock:
+                count = self.engine.pending()
+        return count
 
     def ready_to_read(self) -> bool:
         """Called once the socket polled readable: is there something for `read`?
@@ -345,7 +362,14 @@ class TLSTransport:
         self.raw.shutdown_write(deadline)
 
     def close(self) -> None:
-        """Keep the session for resumption, send close_notify, never block."""
+        """Keep the session for resumption, send close_notify, never block; then close a TLS layer below."""
+        try:
+            self._close()
+        finally:
+            if isinstance(self.raw, TLSTransport):  # TLS inside TLS: the proxy's layer says goodbye too
+                self.raw.close()
+
+    def _close(self) -> None:
         if self.broken is not None:
             return
         if self.session_key is not None:
@@ -379,7 +403,7 @@ class TLSTransport:
     def _wait_for_ticket(self, limit: float) -> None:
         """Wait up to ``limit`` seconds for the server's first bytes after the handshake."""
         poller = select.poll()
-        poller.register(self.raw.sock.fileno(), select.POLLIN)
+        poller.register(self.raw.fileno(), select.POLLIN)
         end = _monotonic() + limit
         for _ in range(8):  # bounded: each pass waits or takes bytes
             remaining = end - _monotonic()
@@ -397,9 +421,58 @@ class TLSTransport:
         with self._lock:
             return self.engine.peer_der()
 
+    # -- Channel: a TLS layer runs over this one (TLS inside TLS) ----------
+
+    def recv_nowait(self, max_bytes: int) -> bytes | None:
+        """Plaintext there now (decrypted already, or from what the kernel holds); None when there is none.
+
+        A failure (an alert, a cut) counts as none: the next waiting read reports it.
+        """
+        try:
+            with self._lock:
+                data = self.engine.read(max_bytes)
+            if data is None and self._feed_nowait():
+                with self._lock:
+                    data = self.engine.read(max_bytes)
+        except InetError:
+            return None
+        self._flush_opportunistic()  # what reading made (a key update's answer) goes out
+        return data
+
+    def send_nowait(self, data: bytes | bytearray | memoryview) -> int:
+        """Encrypt all of ``data`` now and send what fits; the rest goes with this layer's next drain.
+
+        Takes everything (encryption into memory never blocks) unless the
+        stream is unusable: then 0, and the next waiting call reports why.
+        """
+        if self.broken is not None:
+            return 0
+        view = memoryview(data)
+        total = len(view)
+        done = 0
+        try:
+            with self._send:
+                with self._lock:
+                    while done < total:
+                        done += self.engine.write(view, done)
+                self._drain_nowait()
+        except InetError:
+            return 0
+        return total
+
+    def wait_readable(self, deadline: float | None) -> bool:
+        """At once when the engine can answer a read (data, an end, an alert), else when the socket can."""
+        with self._lock:
+            if self.engine.take_records():
+                return True
+        return self.raw.wait_readable(deadline)
+
+    def fileno(self) -> int:
+        return self.raw.fileno()
+
 
 def start_tls(
-    raw: PlainTransport,
+    raw: Channel,
     *,
     host: str,
     port: int,
@@ -409,15 +482,22 @@ def start_tls(
     deadline: float | None,
     session_cache: bool = True,
     context: ssl.SSLContext | None = None,
+    target: str | None = None,
 ) -> tuple[TLSTransport, SecurityInfo]:
     """Wrap and verify: the TLS handshake for implicit TLS and `enable_security` alike.
 
-    Returns the new transport and what was negotiated. ``context`` is the
-    one `connect` got from `get_context` for this connect (credentials are
-    checked before any I/O there), when there was one. The steps around the
-    handshake are `new_engine` and `verified`, which the asyncio driver
-    (``aio._tls``) calls too.
+    SNI and verification use the normalized name without its trailing dot
+    (an IP literal gets no SNI and is checked against IP SANs). Returns the
+    new transport and what was negotiated. ``context`` is the one `connect`
+    got from `get_context` for this connect (credentials are checked before
+    any I/O there), when there was one. ``target`` names the peer in
+    messages (default: as ``raw`` does; through a proxy the driver names
+    the proxy for its own hop and the target for the target's). The steps
+    around the handshake are `new_engine` and `verified`, which the asyncio
+    driver (``aio._tls``) calls too.
     """
+    if target is None:
+        target = raw.target
     engine, key = new_engine(
         host=host,
         port=port,
@@ -426,9 +506,9 @@ def start_tls(
         server_name=server_name,
         session_cache=session_cache,
         context=context,
-        target=raw.target,
+        target=target,
     )
-    transport = TLSTransport(raw, engine, key)
+    transport = TLSTransport(raw, engine, key, target)
     started = _monotonic()
     transport.handshake(deadline)
     return transport, verified(engine, key, credentials, transport, started)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from ._types import FieldValue
 
-__all__ = ["Attempt", "ConnectTrace", "Resolution"]
+__all__ = ["Attempt", "ConnectTrace", "ProxyPhase", "Resolution"]
 
 # These are plain classes with __slots__ rather than dataclasses: the
 # `dataclasses` module (and the `inspect`, `ast`, `dis` it imports) would
@@ -111,6 +111,56 @@ class Attempt(FieldValue):
         return f"{where} started at +{self.start * 1000:.1f} ms, {self.outcome}{took}{detail}"
 
 
+class ProxyPhase(FieldValue):
+    """The hop through a proxy: which one, and how long its TLS and its dialog took.
+
+    Through a proxy, the trace's ``resolution`` and ``attempts`` are those
+    of the proxy's host (the connection the client made is to the proxy).
+
+    Attributes:
+        endpoint: the proxy as ``scheme://host:port`` (never with credentials).
+        tls_handshake: seconds of the TLS handshake with an ``https://`` proxy, else None.
+        dialog: seconds of the CONNECT or SOCKS dialog (None: it did not run or
+            did not end).
+        target_address: the address the client resolved the target to
+            (``socks5://``), else None (the proxy resolves it).
+    """
+
+    __slots__ = ("dialog", "endpoint", "target_address", "tls_handshake")
+    __match_args__ = ("endpoint", "tls_handshake", "dialog", "target_address")
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value: unhashable
+
+    endpoint: str
+    tls_handshake: float | None
+    dialog: float | None
+    target_address: str | None
+
+    def __init__(
+        self,
+        endpoint: str,
+        tls_handshake: float | None = None,
+        dialog: float | None = None,
+        target_address: str | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.tls_handshake = tls_handshake
+        self.dialog = dialog
+        self.target_address = target_address
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.endpoint, self.tls_handshake, self.dialog, self.target_address)
+
+    def describe(self) -> str:
+        """One line: the proxy, its TLS and dialog times, the address the client chose."""
+        parts = [self.endpoint]
+        if self.target_address is not None:
+            parts.append(f"target address {self.target_address}")
+        if self.tls_handshake is not None:
+            parts.append(f"tls handshake {_ms(self.tls_handshake)}")
+        parts.append("dialog " + ("not completed" if self.dialog is None else _ms(self.dialog)))
+        return ", ".join(parts)
+
+
 class ConnectTrace(FieldValue):
     """The record of one `connect`: resolution, attempts, TLS, STARTTLS.
 
@@ -122,10 +172,12 @@ class ConnectTrace(FieldValue):
         tls_handshake: seconds spent in the TLS handshake, when there was one.
         starttls: seconds spent in the STARTTLS dialog, when there was one.
         total: seconds from the call to the connected (or failed) handle.
+        proxy: the `ProxyPhase` when the connect went through a proxy (then
+            ``resolution`` and ``attempts`` are the proxy's), else None.
     """
 
-    __slots__ = ("attempts", "host", "port", "resolution", "starttls", "tls_handshake", "total")
-    __match_args__ = ("host", "port", "resolution", "attempts", "tls_handshake", "starttls", "total")
+    __slots__ = ("attempts", "host", "port", "proxy", "resolution", "starttls", "tls_handshake", "total")
+    __match_args__ = ("host", "port", "resolution", "attempts", "tls_handshake", "starttls", "total", "proxy")
     __hash__ = None  # type: ignore[assignment]  # mutable, compared by value: unhashable
 
     host: str
@@ -135,6 +187,7 @@ class ConnectTrace(FieldValue):
     tls_handshake: float | None
     starttls: float | None
     total: float | None
+    proxy: ProxyPhase | None
 
     def __init__(
         self,
@@ -145,6 +198,7 @@ class ConnectTrace(FieldValue):
         tls_handshake: float | None = None,
         starttls: float | None = None,
         total: float | None = None,
+        proxy: ProxyPhase | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -154,6 +208,7 @@ class ConnectTrace(FieldValue):
         self.tls_handshake = tls_handshake
         self.starttls = starttls
         self.total = total
+        self.proxy = proxy
 
     def _fields(self) -> tuple[object, ...]:
         return (
@@ -164,6 +219,7 @@ class ConnectTrace(FieldValue):
             self.tls_handshake,
             self.starttls,
             self.total,
+            self.proxy,
         )
 
     def format(self) -> str:
@@ -174,6 +230,8 @@ class ConnectTrace(FieldValue):
         """`format`'s lines; ``attempt_line`` words each attempt (``inetkit probe`` colours them)."""
         ms = _ms
         lines = [f"connect {self.host} port {self.port}"]
+        if self.proxy is not None:  # then the resolution and the attempts are the proxy's
+            lines[0] += f" through {self.proxy.endpoint}"
         if self.resolution is not None:
             res = self.resolution
             lines.append(
@@ -182,6 +240,8 @@ class ConnectTrace(FieldValue):
             )
         for attempt in self.attempts:
             lines.append(f"  attempt {attempt.describe() if attempt_line is None else attempt_line(attempt)}")
+        if self.proxy is not None:
+            lines.append(f"  proxy: {self.proxy.describe()}")
         if self.starttls is not None:
             lines.append(f"  starttls dialog: {ms(self.starttls)}")
         if self.tls_handshake is not None:

@@ -12,7 +12,9 @@ path is a single system call.
 
 `PlainTransport` is also the raw channel that the TLS engine (``_tls_io``)
 runs its records over; `Connection` swaps its transport in place when TLS is
-enabled, so the layers above never change.
+enabled, so the layers above never change. What a TLS layer needs from the
+layer below is `Channel`: a `PlainTransport`, or another TLS layer (TLS
+inside TLS, through an HTTPS proxy).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import TypeVar
 from ._errors import ErrorCode, InetError, InetTimeoutError, translate_os_error
 from ._ownership import Guard, Waiter
 
-__all__ = ["PlainTransport", "Transport"]
+__all__ = ["Channel", "PlainTransport", "Transport"]
 
 _A = TypeVar("_A")
 _R = TypeVar("_R")
@@ -40,6 +42,27 @@ class Transport(TypingProtocol):
     def sendall(self, data: memoryview, deadline: float | None) -> None: ...
     def pending(self) -> int: ...
     def ready_to_read(self) -> bool: ...
+    def shutdown_write(self, deadline: float | None) -> None: ...
+    def close(self) -> None: ...
+
+
+class Channel(TypingProtocol):
+    """What a TLS layer runs over: the socket's `PlainTransport`, or the TLS layer to a proxy.
+
+    Besides the waiting calls, three that never wait: `recv_nowait` (what is
+    there now, None when nothing is), `send_nowait` (how much was taken,
+    0 when nothing fits; a failure counts as 0, the next waiting call
+    reports it), and `fileno` (the socket to poll).
+    """
+
+    @property
+    def target(self) -> str: ...
+    def recv(self, max_bytes: int, deadline: float | None) -> bytes: ...
+    def sendall(self, data: memoryview, deadline: float | None) -> None: ...
+    def recv_nowait(self, max_bytes: int) -> bytes | None: ...
+    def send_nowait(self, data: bytes | bytearray | memoryview) -> int: ...
+    def wait_readable(self, deadline: float | None) -> bool: ...
+    def fileno(self) -> int: ...
     def shutdown_write(self, deadline: float | None) -> None: ...
     def close(self) -> None: ...
 
@@ -152,6 +175,29 @@ class PlainTransport:
                 err = self._timed_out("write to")
                 err.bytes_sent = sent
                 raise err
+
+    # -- the calls that never wait (`Channel`) ------------------------
+
+    def recv_nowait(self, max_bytes: int) -> bytes | None:
+        """What the kernel holds now (``b""`` at the end), or None: nothing there, or a failure."""
+        try:
+            return self.sock.recv(max_bytes)
+        except OSError:  # BlockingIOError (nothing there) included: the next waiting read reports a failure
+            return None
+
+    def send_nowait(self, data: bytes | bytearray | memoryview) -> int:
+        """Send what fits now; 0 when nothing does (or the send failed: the next waiting write reports it)."""
+        try:
+            return self.sock.send(data)
+        except OSError:  # BlockingIOError (full) included
+            return 0
+
+    def wait_readable(self, deadline: float | None) -> bool:
+        """Wait until the socket is readable; False when ``deadline`` passed first."""
+        return self.read_waiter.wait(deadline)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
 
     def pending(self) -> int:
         return 0

@@ -170,7 +170,11 @@ def _connect_flags() -> argparse.ArgumentParser:
         "--password-env", metavar="VAR", help="read STORE's password from environment variable VAR"
     )
     group.add_argument("--alpn", metavar="P,...", help="offer these ALPN protocols (h2,http/1.1)")
-    group.add_argument("--proxy", metavar="URL", help="connect through a proxy (not supported yet: exit 2)")
+    group.add_argument(
+        "--proxy",
+        metavar="URL",
+        help="connect through a proxy: (http|https|socks5|socks5h|socks4a)://[user:pass@]host:port",
+    )
     return flags
 
 
@@ -332,12 +336,11 @@ class Plan:
     credentials: SecurityCredentials | None
     timeout: float
     starttls: str | None
+    proxy: str | None = None
 
 
 def plan_from_args(args: argparse.Namespace, *, extra: Option = Option.NONE) -> Plan:
     """Turn the shared connect flags into a `Plan`; `UsageError` for what cannot work."""
-    if args.proxy is not None:
-        raise UsageError("--proxy is not supported yet")
     target = Target.from_args(args.target, args.port)
     options = extra
     for enabled, flag in (
@@ -373,7 +376,7 @@ def plan_from_args(args: argparse.Namespace, *, extra: Option = Option.NONE) -> 
             alpn_protocols=alpn,
             trust=args.trust or DEFAULT_TRUST,
         )
-    return Plan(target, protocol, options, credentials, args.timeout, args.starttls)
+    return Plan(target, protocol, options, credentials, args.timeout, args.starttls, args.proxy)
 
 
 def open_connection(plan: Plan) -> Connection:
@@ -382,7 +385,9 @@ def open_connection(plan: Plan) -> Connection:
 
     target = plan.target
     if target.url is not None:
-        return connect_url(target.url, plan.timeout, plan.options, plan.credentials, starttls=plan.starttls)
+        return connect_url(
+            target.url, plan.timeout, plan.options, plan.credentials, starttls=plan.starttls, proxy=plan.proxy
+        )
     assert target.port is not None
     return connect(
         target.host,
@@ -392,6 +397,7 @@ def open_connection(plan: Plan) -> Connection:
         plan.options,
         plan.credentials,
         starttls=plan.starttls,
+        proxy=plan.proxy,
     )
 
 
@@ -511,7 +517,8 @@ def probe_report(
 ) -> dict[str, object]:
     """The ``probe --json`` object for a connect that made ``conn`` or raised ``error``.
 
-    Keys (fixed): ``host, port, ok, addresses, attempts, tls, error``; see docs/cli.md.
+    Keys (fixed): ``host, port, ok, addresses, attempts, tls, proxy, error``; see
+    docs/cli.md. Through a proxy, ``addresses`` and ``attempts`` are the proxy's.
     """
     trace = conn.trace if conn is not None else (error.trace if error is not None else None)
     if trace is not None:
@@ -552,6 +559,15 @@ def probe_report(
             "session_reused": info.session_reused,
             "certificates": certificates,
         }
+    phase = trace.proxy if trace is not None else None
+    proxy: dict[str, object] | None = None
+    if phase is not None:
+        proxy = {
+            "endpoint": phase.endpoint,
+            "tls_handshake_ms": None if phase.tls_handshake is None else round(phase.tls_handshake * 1000, 3),
+            "dialog_ms": None if phase.dialog is None else round(phase.dialog * 1000, 3),
+            "target_address": phase.target_address,
+        }
     return {
         "host": host,
         "port": port,
@@ -559,6 +575,7 @@ def probe_report(
         "addresses": addresses,
         "attempts": attempts,
         "tls": tls,
+        "proxy": proxy,
         "error": None if error is None else {"code": error.code.name, "message": error.message},
     }
 

@@ -72,7 +72,7 @@ def _drive(
     """
     saved = conn.timeout
     try:
-        result = _steps(conn, dialog, credentials, deadline, saved)
+        result = drive_steps(conn, dialog, credentials, deadline, saved, _refusal)
     except BaseException:
         # Fail closed: a handle whose upgrade failed is in an unknown protocol
         # state and must not be used in plaintext by mistake.
@@ -85,20 +85,27 @@ def _drive(
     return result
 
 
-def _steps(
+def drive_steps(
     conn: Connection,
     dialog: Dialog,
     credentials: SecurityCredentials | None,
     deadline: float | None,
     timeout: float | None,
+    refusal: Callable[[Connection, Dialog, Refused], InetError],
 ) -> object:
-    """The driver loop: one I/O call per step, each with what is left of the deadline."""
+    """The driver loop: one I/O call per step, each with what is left of the deadline.
+
+    It runs the STARTTLS dialogs and the proxy dialogs (``inetkit._proxy``)
+    alike; ``refusal`` makes the error of a `Refused` step (`SecurityError`
+    here, `ProxyError` there), and a refusal the loop makes itself carries
+    the dialog's ``oversize_code``.
+    """
     step = dialog.start()
     for _ in range(MAX_STEPS):
         if isinstance(step, Done):
             return step.result
         if isinstance(step, Refused):
-            raise _refusal(conn, dialog, step)
+            raise refusal(conn, dialog, step)
         conn.timeout = _remaining(deadline, timeout)
         if isinstance(step, Send):
             conn.write(step.data)
@@ -110,14 +117,16 @@ def _steps(
                 if exc.code is not ErrorCode.LINE_TOO_LONG:
                     raise
                 too_long = f"a reply line longer than {step.max_length} bytes"
-                refused = Refused(ErrorCode.STARTTLS_REFUSED, too_long)
-                raise _refusal(conn, dialog, refused) from None
+                refused = Refused(dialog.oversize_code, too_long)
+                raise refusal(conn, dialog, refused) from None
             step = dialog.receive(line)
         elif isinstance(step, ReadExactly):
             try:
                 data = conn.read_exactly(step.count)
             except ConnectionClosedError:
-                data = b""  # the dialog says the server hung up, in its own words
+                # The stream ended first: hand over what came before the end
+                # (it stayed buffered), and the dialog says the server hung up.
+                data = conn.read(step.count) if conn._buffer else b""
             step = dialog.receive(data)
         elif isinstance(step, ReadSome):
             step = dialog.receive(conn.read(step.max_bytes))
@@ -126,7 +135,7 @@ def _steps(
             step = dialog.proceed()
         else:  # pragma: no cover - Step is a closed union
             raise AssertionError(f"unknown dialog step {step!r}")
-    raise _refusal(conn, dialog, Refused(ErrorCode.STARTTLS_REFUSED, f"no end after {MAX_STEPS} steps"))
+    raise refusal(conn, dialog, Refused(dialog.oversize_code, f"no end after {MAX_STEPS} steps"))
 
 
 class _Named(TypingProtocol):

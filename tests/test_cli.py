@@ -118,7 +118,8 @@ def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
         (["probe", "127.0.0.1"], "'127.0.0.1' needs a PORT"),
         (["connect", "localhost"], "'localhost' needs a PORT"),
         (["probe", "https://localhost/", "443"], "give a URL or HOST PORT, not both"),
-        (["connect", "localhost", "1", "--proxy", "http://127.0.0.1:3128"], "--proxy is not supported yet"),
+        (["connect", "localhost", "1", "--proxy", "http://127.0.0.1"], "must name its port"),
+        (["probe", "localhost", "1", "--proxy", "gopher://127.0.0.1:70"], "unknown proxy scheme"),
         (["probe", "localhost", "1", "--cert-name", "me"], "--cert-name and --password-env need --cert"),
         (["probe", "localhost", "1", "--alpn", ","], "--alpn needs at least one protocol"),
         (["probe", "https://localhost/", "--udp"], "--udp takes HOST PORT, not a URL"),
@@ -334,7 +335,8 @@ def test_probe_starttls_refused(
 
 # -- probe --json ----------------------------------------------------------------------
 
-TOP_KEYS = ["host", "port", "ok", "addresses", "attempts", "tls", "error"]
+TOP_KEYS = ["host", "port", "ok", "addresses", "attempts", "tls", "proxy", "error"]
+PROXY_KEYS = ["endpoint", "tls_handshake_ms", "dialog_ms", "target_address"]
 ATTEMPT_KEYS = ["address", "start_ms", "duration_ms", "outcome"]
 TLS_KEYS = ["protocol", "cipher", "alpn", "session_reused", "certificates"]
 CERT_KEYS = ["subject", "issuer", "names", "not_after", "days_left", "sha256"]

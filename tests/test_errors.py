@@ -99,7 +99,7 @@ def test_exception_classes_are_named_where_users_import_them() -> None:
     import traceback
 
     names = [name for name in inetkit.__all__ if name.endswith("Error") or name == "ErrorCode"]
-    assert len(names) == 13
+    assert len(names) == 14
     for name in names:
         cls = getattr(inetkit, name)
         assert cls.__module__ == "inetkit", name

@@ -63,6 +63,15 @@ EXPECTED = {
         "refused as expected: CONNECTION_REFUSED (InetConnectionRefusedError), 1 attempt(s)",
     ],
     "aio_starttls.py": ["secure: TLSv1.3", "STARTTLS dialog ", "C: NOOP", "S: 250", "C: QUIT", "S: 221"],
+    "through_a_proxy.py": [
+        "echoed: hello through the proxy",
+        "host_name, port: localhost",
+        "(the proxy: the socket's real peer)",
+        "  proxy: http://127.0.0.1:",
+        "wrong password: PROXY_AUTH_REQUIRED",
+        "denied port: PROXY_REFUSED",
+        "'HTTP/1.1 403 Forbidden'",
+    ],
     "client_certificate_p12.py": [
         "with the PKCS#12 certificate: the server said 'hello example client'",
         "without a client certificate: CLIENT_CERTIFICATE_REQUIRED",

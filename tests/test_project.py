@@ -33,6 +33,7 @@ CONTRACT = {
     "InetConnectionRefusedError",
     "InetConnectionResetError",
     "ConnectionClosedError",
+    "ProxyError",
     "SecurityError",
     "CertificateError",
     "OwnershipError",

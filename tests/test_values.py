@@ -84,7 +84,7 @@ def test_trace_repr_names_every_field() -> None:
     )
     assert repr(ConnectTrace("h.test", 1)) == (
         "ConnectTrace(host='h.test', port=1, resolution=None, attempts=[], tls_handshake=None, "
-        "starttls=None, total=None)"
+        "starttls=None, total=None, proxy=None)"
     )
 
 

@@ -35,6 +35,7 @@ from .race import CONNECTION_ATTEMPT_DELAY, Address
 
 if TYPE_CHECKING:
     from .._credentials import SecurityCredentials
+    from .proxy import Proxy
 
 __all__ = ["MIN_ATTEMPT_DELAY", "Plan", "dialog_names", "make_plan"]
 
@@ -77,6 +78,7 @@ class Plan:
         "port",
         "prepare",
         "protocol",
+        "proxy",
         "resolver",
         "session_cache",
         "started",
@@ -112,6 +114,8 @@ class Plan:
     """``(family, sockaddr)`` when the host is an IP literal (no resolution needed), else None."""
     prepare: bool
     """Whether each fresh socket needs socket options or a bind before it connects."""
+    proxy: Proxy | None
+    """The checked ``proxy=`` URL (`parse_proxy`), or None for a direct connect."""
 
 
 # object.__new__ and the fields set in make_plan: no Python-level __init__ call per connect.
@@ -134,12 +138,14 @@ def make_plan(
     started: float,
     normalized: bool = False,
     implicit_tls: bool = False,
+    proxy: object = None,
 ) -> Plan:
     """Check every argument of `connect` and return the plan, or raise before any I/O.
 
     ``started`` is the clock value the deadline counts from. ``normalized``
     says ``host`` is already normalized (`connect_url` parsed it);
-    ``implicit_tls`` adds `Option.SECURE` (a secure URL scheme).
+    ``implicit_tls`` adds `Option.SECURE` (a secure URL scheme). ``proxy``
+    is the ``proxy=`` URL (checked by `parse_proxy`; None: direct).
 
     Raises:
         TypeError: an argument of the wrong type (the message names it).
@@ -206,6 +212,16 @@ def make_plan(
         creds = credentials
     if implicit_tls and dialog is None:
         bits |= _SECURE
+    via: Proxy | None = None
+    if proxy is not None:
+        from .proxy import parse_proxy
+
+        via = parse_proxy(proxy)
+        if proto is _UDP:
+            raise InvalidArgumentError(
+                f"connect to {name} port {number}: a proxy ({via.endpoint}) carries TCP only",
+                ErrorCode.INVALID_ARGUMENT,
+            )
     prepare = False
     if bits or dialog is not None or local is not None:
         if bits != given:
@@ -235,6 +251,7 @@ def make_plan(
     plan.attempt_delay = _INF if proto is _UDP else delay
     plan.literal = literal
     plan.prepare = prepare
+    plan.proxy = via
     return plan
 
 

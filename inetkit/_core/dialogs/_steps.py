@@ -90,7 +90,8 @@ class Done:
 class Refused:
     """The dialog failed closed: the driver raises ``SecurityError(code)`` and closes the handle.
 
-    ``code`` is ``STARTTLS_REFUSED`` (not offered, refused, malformed or
+    (A proxy dialog's codes are ``PROXY_*``, raised as ``ProxyError``.)
+    For STARTTLS ``code`` is ``STARTTLS_REFUSED`` (not offered, refused, malformed or
     oversize replies, the server hung up) or ``UNEXPECTED_PLAINTEXT`` (the
     server sent more after its go-ahead); ``reason`` says what happened, in
     words that quote the server where that helps; ``after_tls`` is True when
@@ -127,6 +128,10 @@ class Dialog:
 
     #: The name ``connect(starttls=...)`` knows the dialog by.
     name = "?"
+    #: The code of a refusal the driver makes itself (a reply line over the
+    #: step's limit, a dialog that never ends): a STARTTLS refusal, or for a
+    #: proxy dialog ``PROXY_PROTOCOL``.
+    oversize_code = ErrorCode.STARTTLS_REFUSED
 
     def __init__(self) -> None:
         self._steps: Script | None = None
