@@ -257,7 +257,7 @@ def test_connect_timeout_at_the_deadline(arun: Run[Any]) -> None:
         ours, elapsed = arun(main())
     assert_same_error(ours, blocking)
     assert isinstance(ours, inetkit.InetTimeoutError) and ours.code is ErrorCode.TIMED_OUT
-    assert 0.3 <= elapsed < 2.0
+    assert 0.29 <= elapsed < 2.0  # uvloop timers may fire up to a millisecond early
 
 
 def test_local_address_in_use(echo_server: Server, arun: Run[Any]) -> None:
@@ -479,7 +479,7 @@ def test_custom_aresolve_overrunning_is_cancelled(arun: Run[Any]) -> None:
         "resolving slow.test timed out: AsyncResolver.aresolve did not answer before the connect deadline"
     )
     assert error.trace is not None and error.trace.resolution is None
-    assert 0.2 <= elapsed < 2.0
+    assert 0.19 <= elapsed < 2.0  # uvloop timers may fire up to a millisecond early
 
 
 def test_custom_aresolve_errors_and_bad_answers(arun: Run[Any]) -> None:
@@ -698,7 +698,7 @@ def test_deadline_covers_resolution_race_and_handshake(arun: Run[Any]) -> None:
 
         error, elapsed = arun(main())
     assert isinstance(error, inetkit.InetTimeoutError) and error.code is ErrorCode.TIMED_OUT
-    assert 1.0 <= elapsed < 2.5
+    assert 0.99 <= elapsed < 2.5  # uvloop timers may fire up to a millisecond early
     trace = error.trace
     assert trace is not None and trace.resolution is not None
     assert trace.resolution.duration >= 0.2
