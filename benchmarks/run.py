@@ -74,6 +74,8 @@ from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
+#: This folder: the asyncio and proxy rows live in modules beside this one.
+HERE = ROOT / "benchmarks"
 sys.path.insert(0, str(ROOT))
 
 import inetkit  # noqa: E402 (after the path line above: this tree, not an installed copy)
@@ -1011,6 +1013,8 @@ CASES = (
     "tls-idle-rss",
     "tls-threads",
     "import",
+    "aio",
+    "proxy",
 )
 
 
@@ -1028,6 +1032,9 @@ class Sizes:
     idle_handles: int  # TLS handles each memory sample holds
     connects: int  # connects of the 32-thread row
     import_samples: int  # fresh processes per side of the import row
+    aio_size: int  # bytes per round of the asyncio TLS bulk row
+    aio_concurrent: int  # TLS connects gathered at once (asyncio)
+    aio_idle: int  # idle TLS connections held by one asyncio process
 
     @classmethod
     def pick(cls, quick: bool) -> Sizes:
@@ -1045,6 +1052,9 @@ class Sizes:
                 idle_handles=200,
                 connects=64,
                 import_samples=3,
+                aio_size=4 << 20,
+                aio_concurrent=64,
+                aio_idle=200,
             )
         # 31 rounds: a few disturbed pairs cannot move the median. 200,000
         # lines (16 MB) take about 0.05-0.5 s a round here. 2,000 idle
@@ -1061,6 +1071,10 @@ class Sizes:
             idle_handles=2000,
             connects=1000,
             import_samples=15,
+            # issue 10's figures: 256 MiB, 1,000 at once, 10,000 held
+            aio_size=256 << 20,
+            aio_concurrent=1000,
+            aio_idle=10_000,
         )
 
 
@@ -1218,7 +1232,7 @@ def main(argv: list[str] | None = None) -> int:
             rsa_ca_file.write_bytes(rsa_ca)
             ec_ca_file.write_bytes(ec_ca)
             ports = ports_queue.get(timeout=30)
-            run_cases(report, cases, sizes, ports, str(rsa_ca_file), str(ec_ca_file))
+            run_cases(report, cases, sizes, ports, str(rsa_ca_file), str(ec_ca_file), rsa_identity)
     finally:
         server.kill()
         server.join(5)
@@ -1234,7 +1248,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_cases(
-    report: Report, cases: set[str], sizes: Sizes, ports: dict[str, int], rsa_ca: str, ec_ca: str
+    report: Report,
+    cases: set[str],
+    sizes: Sizes,
+    ports: dict[str, int],
+    rsa_ca: str,
+    ec_ca: str,
+    rsa_identity: bytes,
 ) -> None:
     """Run the chosen cases in the documented order, printing each row as it completes."""
     if "connect" in cases:
@@ -1257,6 +1277,57 @@ def run_cases(
         report.add(bench_threads(ports["tls_hold"], sizes.process_samples, sizes.connects, ec_ca))
     if "import" in cases:
         report.add(bench_import(sizes.import_samples))
+    if "aio" in cases:
+        run_aio_cases(report, sizes, ports, rsa_ca, ec_ca)
+    if "proxy" in cases:
+        run_proxy_cases(report, sizes, ports, rsa_ca, rsa_identity)
+
+
+def run_aio_cases(report: Report, sizes: Sizes, ports: dict[str, int], rsa_ca: str, ec_ca: str) -> None:
+    """``inetkit.aio`` against asyncio's streams on the default loop (``benchmarks/aio_*.py``).
+
+    Those modules also run on their own, with ``--loop uvloop`` (aio_connect)
+    and on both loops (aio_io).
+    """
+    sys.path.insert(0, str(HERE))
+    import aio_connect
+    import aio_io
+
+    report.add([aio_connect.bench_aio_connect(ports["plain"], sizes.rounds, sizes.count)])
+    report.add([aio_connect.bench_aio_tls_connect(ports["tls"], sizes.tls_rounds, sizes.tls_count, rsa_ca)])
+    report.add(aio_io.bench_aio_lines(ports["sink"], sizes.rounds, sizes.lines))
+    # 11 rounds of 256 MiB: a round takes about a second on the asyncio side.
+    report.add(aio_io.bench_aio_tls_bulk(ports["tls_sink"], min(sizes.rounds, 11), sizes.aio_size, rsa_ca))
+    report.add(
+        aio_connect.bench_aio_concurrent(
+            ports["tls_hold"], sizes.process_samples, sizes.aio_concurrent, ec_ca
+        )
+    )
+    report.refer(aio_connect.bench_aio_idle(ports["tls_sink"], sizes.aio_idle, rsa_ca))
+
+
+def run_proxy_cases(
+    report: Report, sizes: Sizes, ports: dict[str, int], ca_file: str, identity: bytes
+) -> None:
+    """Through a local CONNECT proxy against the same connect direct (``benchmarks/proxy.py``).
+
+    The proxy's ``https://`` listener serves the target's certificate (one CA for both hops).
+    """
+    sys.path.insert(0, str(HERE))
+    import proxy
+
+    ctx = multiprocessing.get_context("fork")
+    queue: multiprocessing.Queue = ctx.Queue()  # type: ignore[type-arg]
+    process = ctx.Process(target=proxy.proxy_main, args=(queue, identity), daemon=True)
+    process.start()
+    try:
+        proxies = queue.get(timeout=30)
+        report.add(proxy.bench_connect(ports["plain"], proxies["http"], sizes))
+        report.add(proxy.bench_tls_bulk(ports["tls_sink"], proxies, ca_file, sizes))
+    finally:
+        process.kill()
+        process.join(5)
+        queue.close()
 
 
 if __name__ == "__main__":

@@ -33,9 +33,27 @@ ROWS = (
     "tls connects, 32 threads: rss per conn",
     "import inetkit vs import socket, ssl",
     "import + first connect",
+    # inetkit.aio against asyncio's streams (--quick sizes name the counts)
+    "aio connect+close 127.0.0.1",
+    "aio tls full handshake",
+    "aio read_line asyncio (vs readline)",
+    "aio tls bulk receive asyncio (vs read)",
+    "aio 64 tls connects at once: time",
+    "aio 64 tls connects at once: rss",
+    # through a local CONNECT proxy against the same connect direct
+    "connect+close via http:// proxy",
+    "  client cpu per connect+close",
+    "tls bulk send via http://",
+    "tls bulk receive via http://",
+    "  client cpu per MB received",
+    "TLS in TLS bulk send via https://",
+    "TLS in TLS bulk receive via https://",
+    "  client cpu per MB received",
 )
 #: The reference printed after the TLS bulk rows (a figure or a reason to skip it).
 REFERENCE = "openssl speed aes-128-gcm 16 KiB"
+#: The reference printed after the asyncio rows: RSS per idle connection, many held.
+AIO_IDLE = "aio 200 idle tls conns: rss each"
 #: Width of the name column in the text report.
 NAME_WIDTH = 40
 
@@ -87,7 +105,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], dict
 def test_quick_run_reports_every_row_as_a_ratio(quick_run: tuple[list[str], dict[str, Any], str]) -> None:
     lines, _, _ = quick_run
     assert lines[0].startswith("inetkit ")
-    rows = [line for line in lines[1:] if REFERENCE not in line]
+    rows = [line for line in lines[1:] if REFERENCE not in line and AIO_IDLE not in line]
     assert [line[:NAME_WIDTH].rstrip() for line in rows] == list(ROWS)
     for line in rows:
         match = RATIO.search(line)
@@ -95,7 +113,7 @@ def test_quick_run_reports_every_row_as_a_ratio(quick_run: tuple[list[str], dict
         assert float(match.group(1)) > 0 and float(match.group(2)) > 0
     (reference,) = [line for line in lines if REFERENCE in line]
     # Right after the TLS bulk rows: a figure in MB/s, or why it was skipped.
-    (bulk,) = [line for line in lines if line.startswith("tls bulk receive")]
+    (bulk,) = [line for line in lines if line.startswith("tls bulk receive (")]
     assert lines.index(reference) == lines.index(bulk) + 1
     assert re.search(r"\d+ MB/s|skipped: ", reference), reference
 
@@ -115,9 +133,10 @@ def test_json_has_every_row_and_key(quick_run: tuple[list[str], dict[str, Any], 
         op, value = row["target"].split()
         assert op in ("<=", ">=") and float(value) > 0
         assert row["met"] == (row["ratio"] <= float(value) if op == "<=" else row["ratio"] >= float(value))
-    (reference,) = data["references"]
+    reference, idle = data["references"]
     assert reference["name"].strip() == REFERENCE and reference["unit"] == "MB/s"
     assert reference["figure"] is None or reference["figure"] > 0
+    assert idle["name"].strip() == AIO_IDLE and idle["unit"] == "KiB" and idle["figure"] > 0
 
 
 @pytest.mark.slow
