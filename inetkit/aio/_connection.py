@@ -932,6 +932,7 @@ class AsyncConnection:
                 deadline=deadline,
                 session_cache=self._session_cache,
                 context=context,
+                target=self._channel.target,  # the target (through a proxy: and the proxy), not the hop
             )
         finally:
             self._reading = self._writing = False
