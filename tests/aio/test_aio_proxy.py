@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket
 from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -182,6 +183,45 @@ def test_is_readable_through_tls_in_tls(
             assert await conn.read_line() == b"owt\n"
 
     arun(main())
+
+
+def test_is_readable_sees_what_the_proxy_layer_holds(
+    squid: Peer, servers: Servers, pki: certs.PKI, arun: Run[Any]
+) -> None:
+    """Small reads of a large answer through TLS inside TLS: whenever bytes are left, is_readable says so.
+
+    Part of what is left often sits decrypted in the proxy's layer while
+    the socket is empty: only the layer below can tell.
+    """
+    size = 400_000  # many records of both layers, more than one receive of each
+    body = bytes(range(256)) * (size // 256)
+
+    def bulk(tls: socket.socket, seen: object) -> None:
+        tls.recv(16)  # the request
+        tls.sendall(body)
+        tls.recv(16)  # until the client has read it all and closes
+
+    server = servers.python(pki.servers["valid"].context(), app=bulk)
+
+    async def main() -> bytes:
+        got = bytearray()
+        async with await inetkit.aio.connect(
+            "localhost",
+            server.port,
+            options=Option.SECURE,
+            credentials=trust(pki),
+            timeout=TIMEOUT,
+            proxy=f"https://localhost:{squid.ports['tls']}",
+        ) as conn:
+            await conn.write(b"go\n")
+            for _ in range(size):  # bounded: each turn reads at least one byte
+                if len(got) == len(body):
+                    break
+                assert await conn.is_readable(5.0), f"not readable after {len(got)} of {len(body)} bytes"
+                got += await conn.read(1000)
+        return bytes(got)
+
+    assert arun(main()) == body
 
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
