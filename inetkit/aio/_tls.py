@@ -162,7 +162,7 @@ class AsyncTLS:
         if self._outq:
             try:
                 self._send_queued()
-            except OSError:
+            except (OSError, InetError):  # InetError: the TLS layer below (a proxy's) failed
                 logger.debug("sending TLS records to %s failed", self.target, exc_info=True)
 
     # -- handshake -----------------------------------------------------
@@ -178,7 +178,7 @@ class AsyncTLS:
                 self._take_output()
                 try:
                     self._send_queued()  # best effort: our alert tells the server why
-                except OSError:
+                except (OSError, InetError):
                     pass
                 raise
             self._take_output()
@@ -313,14 +313,15 @@ class AsyncTLS:
     async def close(self, timeout: float | None) -> None:
         """Keep the session, send close_notify within a bound; the caller closes the socket.
 
-        TLS inside TLS: the layer below (the proxy's) then says goodbye too.
+        TLS inside TLS: the layer below (the proxy's) then says goodbye too,
+        within what is left of the same bound.
         """
-        try:
-            await self._close(timeout)
-        finally:
-            raw = self.raw
-            if isinstance(raw, AsyncTLS):
-                await raw.close(timeout)
+        started = _monotonic()
+        await self._close(timeout)
+        raw = self.raw
+        if isinstance(raw, AsyncTLS):
+            limit = CLOSE_NOTIFY_LIMIT if timeout is None else min(timeout, CLOSE_NOTIFY_LIMIT)
+            await raw.close(max(limit - (_monotonic() - started), 0.0))
 
     async def _close(self, timeout: float | None) -> None:
         if self.broken is not None:
