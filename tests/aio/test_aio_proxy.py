@@ -27,7 +27,14 @@ import test_proxy_servers as blocking_tests
 from aio_connect_support import Run, loop_fixture
 from conftest import Server, free_port, silent_listener
 from peers import Peer
-from test_aio_connect import assert_same_error, async_error, blocking_error, cancelled_after, counted
+from test_aio_connect import (
+    AsyncResolver,
+    assert_same_error,
+    async_error,
+    blocking_error,
+    cancelled_after,
+    counted,
+)
 from test_proxy_servers import KINDS, TIMEOUT, proxy_port, socks_auth_url, squid_auth_url, trust
 from tls_servers import Servers
 
@@ -276,6 +283,34 @@ def test_pins_apply_to_the_target_only(squid: Peer, servers: Servers, pki: certs
             assert await conn.read_line() == b"nip\n"
 
     arun(main())
+
+
+def test_a_custom_aresolve_resolves_the_proxy_and_the_socks5_target(
+    dante: Peer, echo_server: Server, arun: Run[Any]
+) -> None:
+    """socks5://: the proxy's name and the target's both go through the resolver's ``aresolve``."""
+    resolver = AsyncResolver([(socket.AF_INET, ("127.0.0.1", dante.port))], delay=0.01)
+
+    async def main() -> inetkit.ConnectTrace:
+        async with await inetkit.aio.connect(
+            "target.test",
+            echo_server.port,
+            timeout=TIMEOUT,
+            resolver=resolver,
+            proxy=f"socks5://proxy.test:{dante.port}",
+        ) as conn:
+            await conn.write(b"resolved here\n")
+            assert await conn.read_line() == b"resolved here\n"
+            return conn.trace
+
+    trace = arun(main())
+    assert [(host, port) for host, port, _, _ in resolver.calls] == [
+        ("proxy.test", dante.port),
+        ("target.test", echo_server.port),
+    ]
+    assert all(deadline is not None for _, _, _, deadline in resolver.calls)  # the one deadline
+    assert trace.proxy is not None and trace.proxy.target_address == "127.0.0.1"
+    assert trace.resolution is not None and trace.resolution.addresses == ["127.0.0.1"]
 
 
 # -- the same failure through both drivers reads the same ----------------------------------------
