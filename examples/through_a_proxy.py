@@ -4,7 +4,8 @@ Without arguments it runs on loopback: a tiny CONNECT proxy that wants the
 user ``alice`` (a stand-in for squid or a corporate proxy) and an echo
 server behind it. It connects through the proxy, shows the proxy phase of
 the trace, then shows what a wrong password and a proxy-denied target
-raise. With arguments it connects through your proxy instead:
+raise, and does the same from asyncio (`inetkit.aio.connect` takes the
+same ``proxy=``). With arguments it connects through your proxy instead:
 
     python examples/through_a_proxy.py
     python examples/through_a_proxy.py http://user:pass@proxy.example:3128 example.com 443
@@ -12,12 +13,14 @@ raise. With arguments it connects through your proxy instead:
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import socket
 import sys
 import threading
 
 import inetkit
+import inetkit.aio
 from inetkit import ErrorCode, Option, ProxyError
 
 #: Seconds any step may take; loopback answers in microseconds.
@@ -106,8 +109,20 @@ def demo() -> None:
         inetkit.connect("localhost", 25, timeout=TIMEOUT, proxy=proxy)
     except ProxyError as exc:
         print(f"denied port: {exc.code.name}: {exc}")
+    asyncio.run(from_asyncio(proxy, wrong, echo_port))
     proxy_listener.close()
     echo_listener.close()
+
+
+async def from_asyncio(proxy: str, wrong: str, echo_port: int) -> None:
+    """The same connect on the event loop: the same tunnel, the same errors and messages."""
+    async with await inetkit.aio.connect("localhost", echo_port, timeout=TIMEOUT, proxy=proxy) as conn:
+        await conn.write_line("hello from asyncio")
+        print("async echoed:", (await conn.read_line()).decode().strip())
+    try:
+        await inetkit.aio.connect("localhost", echo_port, timeout=TIMEOUT, proxy=wrong)
+    except ProxyError as exc:
+        print(f"async wrong password: {exc.code.name}")
 
 
 def through(proxy: str, host: str, port: str) -> None:

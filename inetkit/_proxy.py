@@ -50,13 +50,13 @@ from ._trace import ConnectTrace, ProxyPhase
 from ._types import Option, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    import ssl
 
     from ._connection import Connection
     from ._core.plan import Plan
     from ._credentials import SecurityCredentials
 
-__all__ = ["proxy_credentials", "run_proxied"]
+__all__ = ["Contexts", "proxy_credentials", "refusal", "resolved_name", "run_proxied"]
 
 _SECURE = int(Option.SECURE)
 _PREFER_IPV6 = int(Option.PREFER_IPV6)
@@ -144,33 +144,111 @@ class _ProxyRecord(_Record):
         return trace
 
 
+class Contexts:
+    """The TLS contexts of a proxied connect, loaded before any I/O (both drivers)."""
+
+    __slots__ = ("context", "hop_context", "hop_credentials")
+
+    def __init__(self, plan: Plan, proxy: Proxy) -> None:
+        #: The target's context (implicit TLS), None otherwise.
+        self.context: ssl.SSLContext | None = None
+        #: The hop to an ``https://`` proxy: its credentials (`proxy_credentials`) and context.
+        self.hop_credentials: SecurityCredentials | None = None
+        self.hop_context: ssl.SSLContext | None = None
+        if plan.bits & _SECURE:
+            from ._tls import get_context
+
+            self.context = get_context(plan.credentials, plan.options, target=f"{plan.host} port {plan.port}")
+        elif plan.starttls is not None:
+            from ._tls import get_context
+
+            get_context(plan.credentials, plan.options, warn=False)
+        if proxy.tls:
+            from ._tls import get_context
+
+            self.hop_credentials = proxy_credentials(plan.credentials)
+            self.hop_context = get_context(
+                self.hop_credentials, Option.NONE, target=f"proxy {proxy.endpoint}"
+            )
+
+
+def failed_early(plan: Plan, proxy: Proxy, readings: _Readings) -> ConnectTrace:
+    """The trace of a proxied connect that failed before the race to the proxy."""
+    return _with_phase(_Record(plan, False, None, (), 0.0, (), None).failed(), proxy, readings)
+
+
+def proxy_unresolved(exc: InetError, plan: Plan, proxy: Proxy, readings: _Readings) -> InetError:
+    """The proxy's name did not resolve: the error to raise (the proxy named as the peer, with the trace)."""
+    error = _reaching_proxy_failed(exc, proxy, plan)
+    error.trace = failed_early(plan, proxy, readings)
+    return error
+
+
+def race_lost(exc: InetError, plan: Plan, proxy: Proxy, readings: _Readings, record: _Record) -> InetError:
+    """The race to the proxy failed with ``exc``: the error to raise (the proxy named as the peer)."""
+    error = _reaching_proxy_failed(exc, proxy, plan)
+    error.trace = exc.trace if exc.trace is not None else record.failed()
+    if error.trace.proxy is None:
+        _with_phase(error.trace, proxy, readings)
+    return error
+
+
+def hop_names(plan: Plan, proxy: Proxy, ip: str) -> tuple[str, str]:
+    """How messages name the hop to the proxy (``proxy host port p (ip)``) and the handle through it."""
+    hop = f"proxy {describe_target(proxy.host, proxy.port, ip)}"
+    return hop, f"{plan.host} port {plan.port} through {hop}"
+
+
+def check_after_dialog(plan: Plan, proxy: Proxy, buffered: int) -> None:
+    """A TLS target: refuse bytes that followed the proxy's answer before the handshake."""
+    if plan.bits & _SECURE and buffered:
+        raise ProxyError(
+            f"proxy {proxy.endpoint} for {plan.host} port {plan.port}: the proxy's answer was followed "
+            f"by {buffered} byte(s) before the TLS handshake (the server speaks after the "
+            "client in TLS; refusing bytes that did not come from it)",
+            ErrorCode.PROXY_PROTOCOL,
+        )
+
+
+def tunnel_failed(plan: Plan, trace: ConnectTrace, exc: InetError) -> None:
+    """The proxy's TLS or dialog failed with ``exc`` (the handle is closed): the trace says so."""
+    for attempt in reversed(trace.attempts):
+        if attempt.outcome == "connected":
+            attempt.outcome = "failed"
+            attempt.error = exc
+            break
+    trace.total = _monotonic() - plan.started
+    if exc.trace is None:
+        exc.trace = trace
+
+
+def log_tunnel(plan: Plan, proxy: Proxy) -> None:
+    """The debug line of a tunnel that is up (the endpoint has no credentials)."""
+    if logger.isEnabledFor(DEBUG):
+        logger.debug(
+            "tunnel to %s port %s through %s in %.1f ms",
+            plan.host,
+            plan.port,
+            proxy.endpoint,
+            (_monotonic() - plan.started) * 1000,
+        )
+
+
+def refusal(plan: Plan, proxy: Proxy, refused: Refused) -> InetError:
+    """The error of a `Refused` step of a proxy dialog (both drivers)."""
+    message = f"proxy {proxy.endpoint} for {plan.host} port {plan.port}: {refused.reason}"
+    if refused.code in (ErrorCode.PROXY_REFUSED, ErrorCode.PROXY_AUTH_REQUIRED, ErrorCode.PROXY_PROTOCOL):
+        return ProxyError(message, refused.code)
+    return SecurityError(message, refused.code)  # pragma: no cover - proxy dialogs refuse with PROXY_* only
+
+
 def run_proxied(plan: Plan) -> Connection:
     """Carry out a checked plan whose ``proxy`` is set (see the module header)."""
     proxy = plan.proxy
     assert proxy is not None
-    bits = plan.bits
-    context = None
     private = True  # the handle is connect's until the proxy dialog (and TLS) are done
-    if bits & _SECURE:
-        from ._tls import get_context
-
-        context = get_context(plan.credentials, plan.options, target=f"{plan.host} port {plan.port}")
-    elif plan.starttls is not None:
-        from ._tls import get_context
-
-        get_context(plan.credentials, plan.options, warn=False)
-    hop_credentials = None
-    hop_context = None
-    if proxy.tls:
-        from ._tls import get_context
-
-        hop_credentials = proxy_credentials(plan.credentials)
-        hop_context = get_context(hop_credentials, Option.NONE, target=f"proxy {proxy.endpoint}")
+    contexts = Contexts(plan, proxy)
     readings = _Readings()
-
-    def failed_trace() -> ConnectTrace:
-        """The trace of a connect that failed before the race to the proxy."""
-        return _with_phase(_Record(plan, False, None, (), 0.0, (), None).failed(), proxy, readings)
 
     # 1. The proxy's addresses, then the target's when the client resolves it.
     literal = proxy.literal
@@ -182,12 +260,10 @@ def run_proxied(plan: Plan) -> Connection:
         try:
             source, addresses, resolved = _resolve_name(plan, proxy.host, proxy.port)
         except InetError as exc:
-            error = _reaching_proxy_failed(exc, proxy, plan)
-            error.trace = failed_trace()
-            raise error from exc
+            raise proxy_unresolved(exc, plan, proxy, readings) from exc
     target_host = plan.host
     if not proxy.resolves_target:
-        target_host = _target_address(plan, readings, failed_trace)
+        target_host = _target_address(plan, proxy, readings)
     raced = addresses
     local = plan.local
     if local is not None and local[0]:
@@ -201,18 +277,12 @@ def run_proxied(plan: Plan) -> Connection:
     except BaseException as exc:
         record.abandon()
         if isinstance(exc, InetError):
-            error = _reaching_proxy_failed(exc, proxy, plan)
-            error.trace = exc.trace if exc.trace is not None else record.failed()
-            if error.trace.proxy is None:
-                _with_phase(error.trace, proxy, readings)
-            raise error from exc
+            raise race_lost(exc, plan, proxy, readings, record) from exc
         raise
     conn = record.handles.pop(winner)
     if record.handles:
         record.abandon()
-    ip = str(raced[winner][1][0])
-    hop = f"proxy {describe_target(proxy.host, proxy.port, ip)}"
-    conn._guard.via = f"{plan.host} port {plan.port} through {hop}"
+    hop, conn._guard.via = hop_names(plan, proxy, str(raced[winner][1][0]))
     # 3. TLS to an https:// proxy, then the dialog, inside the deadline.
     try:
         if proxy.tls:
@@ -225,11 +295,11 @@ def run_proxied(plan: Plan) -> Connection:
                     host=proxy.host,
                     port=proxy.port,
                     options=Option.NONE,
-                    credentials=hop_credentials,
+                    credentials=contexts.hop_credentials,
                     server_name=None,
                     deadline=plan.deadline,
                     session_cache=plan.session_cache,
-                    context=hop_context,
+                    context=contexts.hop_context,
                     target=hop,
                 )
             finally:
@@ -237,36 +307,15 @@ def run_proxied(plan: Plan) -> Connection:
         started = _monotonic()
         _run_dialog(conn, new_proxy_dialog(proxy, target_host, plan.port), proxy, plan)
         readings.dialog = _monotonic() - started
-        if bits & _SECURE and conn._buffer:
-            raise ProxyError(
-                f"proxy {proxy.endpoint} for {plan.host} port {plan.port}: the proxy's answer was followed "
-                f"by {len(conn._buffer)} byte(s) before the TLS handshake (the server speaks after the "
-                "client in TLS; refusing bytes that did not come from it)",
-                ErrorCode.PROXY_PROTOCOL,
-            )
+        check_after_dialog(plan, proxy, len(conn._buffer))
     except BaseException as exc:
         conn._close(check_owner=False)
         if isinstance(exc, InetError):
-            trace = conn.trace  # with the proxy phase (`_ProxyRecord.trace`)
-            for attempt in reversed(trace.attempts):
-                if attempt.outcome == "connected":
-                    attempt.outcome = "failed"
-                    attempt.error = exc
-                    break
-            trace.total = _monotonic() - plan.started
-            if exc.trace is None:
-                exc.trace = trace
+            tunnel_failed(plan, conn.trace, exc)  # the trace has the proxy phase (`_ProxyRecord.trace`)
         raise
-    if logger.isEnabledFor(DEBUG):
-        logger.debug(
-            "tunnel to %s port %s through %s in %.1f ms",
-            plan.host,
-            plan.port,
-            proxy.endpoint,
-            (_monotonic() - plan.started) * 1000,
-        )
-    if bits & _SECURE or plan.starttls is not None:
-        _secure(plan, conn, context)
+    log_tunnel(plan, proxy)
+    if plan.bits & _SECURE or plan.starttls is not None:
+        _secure(plan, conn, contexts.context)
     else:
         readings.ended = _monotonic()  # the trace, if it is ever asked for, ends here
         conn._publish()
@@ -277,6 +326,13 @@ def _resolve_name(plan: Plan, host: str, port: int) -> tuple[str, Sequence[Addre
     """``host`` through the plan's resolver, under its deadline: the source, the ordered addresses, when."""
     resolver = plan.resolver or _default_resolver()
     found, source = resolver._lookup(host, port, Protocol.TCP, plan.deadline)
+    return resolved_name(plan, host, found, source)
+
+
+def resolved_name(
+    plan: Plan, host: str, found: Sequence[Address], source: str
+) -> tuple[str, Sequence[Address], float]:
+    """What the resolver found for ``host`` (the proxy or the target), in race order (both drivers)."""
     addresses = order_addresses(found, bool(plan.bits & _PREFER_IPV6))
     took = _monotonic() - plan.started
     if logger.isEnabledFor(DEBUG):
@@ -290,7 +346,7 @@ def _resolve_name(plan: Plan, host: str, port: int) -> tuple[str, Sequence[Addre
     return source, addresses, took
 
 
-def _target_address(plan: Plan, readings: _Readings, failed_trace: Callable[[], ConnectTrace]) -> str:
+def _target_address(plan: Plan, proxy: Proxy, readings: _Readings) -> str:
     """``socks5://``: the client resolves the target (in the deadline) and sends its first address."""
     literal = plan.literal
     if literal is not None:
@@ -300,7 +356,7 @@ def _target_address(plan: Plan, readings: _Readings, failed_trace: Callable[[], 
             _, found, _ = _resolve_name(plan, plan.host, plan.port)
         except InetError as exc:
             if exc.trace is None:
-                exc.trace = failed_trace()
+                exc.trace = failed_early(plan, proxy, readings)
             raise
         address = str(found[0][1][0])
     readings.target_address = address
@@ -311,14 +367,8 @@ def _run_dialog(conn: Connection, dialog: Dialog, proxy: Proxy, plan: Plan) -> N
     """Drive the proxy dialog on the handle under the connect deadline (the STARTTLS dialogs' loop)."""
     from .starttls import drive_steps
 
-    def refusal(_conn: Connection, _dialog: Dialog, refused: Refused) -> InetError:
-        message = f"proxy {proxy.endpoint} for {plan.host} port {plan.port}: {refused.reason}"
-        if refused.code in (ErrorCode.PROXY_REFUSED, ErrorCode.PROXY_AUTH_REQUIRED, ErrorCode.PROXY_PROTOCOL):
-            return ProxyError(message, refused.code)
-        return SecurityError(
-            message, refused.code
-        )  # pragma: no cover - proxy dialogs refuse with PROXY_* only
-
     saved = conn.timeout
-    drive_steps(conn, dialog, None, plan.deadline, saved, refusal)
+    drive_steps(
+        conn, dialog, None, plan.deadline, saved, lambda _c, _d, refused: refusal(plan, proxy, refused)
+    )
     conn.timeout = saved

@@ -71,6 +71,8 @@ EXPECTED = {
         "wrong password: PROXY_AUTH_REQUIRED",
         "denied port: PROXY_REFUSED",
         "'HTTP/1.1 403 Forbidden'",
+        "async echoed: hello from asyncio",
+        "async wrong password: PROXY_AUTH_REQUIRED",
     ],
     "client_certificate_p12.py": [
         "with the PKCS#12 certificate: the server said 'hello example client'",

@@ -73,6 +73,7 @@ async def connect(
     keepalive: KeepAlive | None = None,
     attempt_delay: float = CONNECTION_ATTEMPT_DELAY,
     session_cache: bool = True,
+    proxy: str | None = None,
 ) -> AsyncConnection:
     """Connect to ``host`` on ``port`` and return an `AsyncConnection` (see `inetkit.connect`).
 
@@ -87,8 +88,12 @@ async def connect(
     cancelled when it overruns the deadline); otherwise DNS, or an overridden
     `Resolver.resolve`, runs in a helper thread bounded by the deadline.
 
+    ``proxy`` is a proxy URL, as for `inetkit.connect` (``aio._proxy``: the
+    proxy is resolved and raced on the loop, its TLS and dialog run under
+    the same deadline).
+
     Cancelling the awaiting task raises `asyncio.CancelledError` and closes
-    every socket the connect opened.
+    every socket the connect opened (a proxy's included).
     """
     plan = make_plan(
         host,
@@ -104,6 +109,7 @@ async def connect(
         attempt_delay,
         session_cache,
         _monotonic(),
+        proxy=proxy,
     )
     return await run(plan)
 
@@ -120,6 +126,7 @@ async def connect_url(
     keepalive: KeepAlive | None = None,
     attempt_delay: float = CONNECTION_ATTEMPT_DELAY,
     session_cache: bool = True,
+    proxy: str | None = None,
 ) -> AsyncConnection:
     """Connect to the host and port a URL names (see `inetkit.connect_url`); an `AsyncConnection`."""
     started = _monotonic()
@@ -142,6 +149,7 @@ async def connect_url(
         started,
         normalized=True,
         implicit_tls=parsed.secure,
+        proxy=proxy,
     )
     return await run(plan)
 
@@ -150,8 +158,13 @@ async def run(plan: Plan) -> AsyncConnection:
     """Carry out a checked plan on the running loop: resolve, race, then TLS or STARTTLS.
 
     Raises the `InetError` of the phase that failed, with ``.trace`` set;
-    every socket opened is closed by then (also when cancelled).
+    every socket opened is closed by then (also when cancelled). A plan with
+    a proxy goes to ``aio._proxy.run_proxied``, which races to the proxy.
     """
+    if plan.proxy is not None:
+        from ._proxy import run_proxied
+
+        return await run_proxied(plan)
     context, private = _tls_context(plan)
     loop = asyncio.get_running_loop()
     literal = plan.literal

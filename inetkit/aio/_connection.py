@@ -112,7 +112,7 @@ class Channel:
     wakes both (a close from another task).
     """
 
-    __slots__ = ("datagram", "fd", "host", "loop", "read_waiter", "remote", "sock", "write_waiter")
+    __slots__ = ("datagram", "fd", "host", "loop", "read_waiter", "remote", "sock", "via", "write_waiter")
 
     def __init__(
         self,
@@ -130,12 +130,17 @@ class Channel:
         # handle, so a dropped handle is freed at once (and warns at once).
         self.host = host
         self.remote = remote
+        #: Through a proxy: the target, then the proxy (the real peer), as messages name it.
+        self.via: str | None = None
         self.read_waiter: asyncio.Future[bool] | None = None
         self.write_waiter: asyncio.Future[bool] | None = None
 
     @property
     def target(self) -> str:
         """How messages name the peer (built when a message needs it)."""
+        via = self.via
+        if via is not None:
+            return via
         return describe_handle(self.host, self.remote)
 
     def timed_out(self, action: str) -> InetTimeoutError:
@@ -261,6 +266,23 @@ class Channel:
                 err = self.timed_out("write to")
                 err.bytes_sent = sent
                 raise err
+
+    def recv_nowait(self, max_bytes: int) -> bytes | None:
+        """What the kernel holds now (``b""`` at the end); None when nothing (or a failure a read reports)."""
+        try:
+            return self.sock.recv(max_bytes)
+        except OSError:  # BlockingIOError (nothing there) included
+            return None
+
+    def send_nowait(self, data: bytes | memoryview) -> int:
+        """Send what the socket takes now: the count, 0 when it is full. Raises `OSError`."""
+        try:
+            return self.sock.send(data)
+        except BlockingIOError:
+            return 0
+
+    async def flush(self, deadline: float | None) -> None:
+        """Nothing is held here: every send went to the kernel (the TLS layer's `flush` sends its queue)."""
 
     # -- what the handle asks of its transport (plain: nothing to hold) --
 
@@ -468,7 +490,7 @@ class AsyncConnection:
 
     @property
     def _target(self) -> str:
-        return describe_handle(self._host, self._remote)
+        return self._channel.target
 
     def _closed_error(self) -> InetError:
         return InetError(f"{self._target}: the handle is closed", ErrorCode.HANDLE_CLOSED)
@@ -852,14 +874,22 @@ class AsyncConnection:
             )
         if self._buffer:
             raise self._unexpected_plaintext(len(self._buffer))
-        try:
-            waiting = self._channel.sock.recv(1, socket.MSG_PEEK)
-        except BlockingIOError:
-            waiting = b""
-        except OSError as exc:
-            raise translate_os_error(exc, action="enable_security on", target=self._target) from exc
-        if waiting:
-            raise self._unexpected_plaintext(None)
+        below = self._tls
+        if below is not None:
+            # The TLS layer to an HTTPS proxy is below: the socket holds its
+            # records, and the server's bytes are what that layer decrypted.
+            below.ready_to_read()
+            if below.pending():
+                raise self._unexpected_plaintext(below.pending())
+        else:
+            try:
+                waiting = self._channel.sock.recv(1, socket.MSG_PEEK)
+            except BlockingIOError:
+                waiting = b""
+            except OSError as exc:
+                raise translate_os_error(exc, action="enable_security on", target=self._target) from exc
+            if waiting:
+                raise self._unexpected_plaintext(None)
         await self._start_tls(credentials or self._credentials, server_name, self._deadline())
 
     def _unexpected_plaintext(self, count: int | None) -> SecurityError:
@@ -881,6 +911,8 @@ class AsyncConnection:
         """The one wrap-and-verify path, for implicit TLS (inside connect) and `enable_security`.
 
         Holds both directions for the handshake; records ``trace.tls_handshake``.
+        TLS runs over the socket's `Channel`, or through an HTTPS proxy over
+        the TLS layer to the proxy (TLS inside TLS).
         """
         from ._tls import start_tls  # TLS is loaded only when used
 
@@ -891,7 +923,7 @@ class AsyncConnection:
         started = _monotonic()
         try:
             self._tls, self._negotiated = await start_tls(
-                self._channel,
+                self._tls or self._channel,
                 host=self._host,
                 port=self._port,
                 options=self._options,
@@ -900,6 +932,7 @@ class AsyncConnection:
                 deadline=deadline,
                 session_cache=self._session_cache,
                 context=context,
+                target=self._channel.target,  # the target (through a proxy: and the proxy), not the hop
             )
         finally:
             self._reading = self._writing = False

@@ -1,16 +1,19 @@
-"""The asyncio driver of the STARTTLS dialogs: the same `Dialog` objects ``inetkit.starttls`` drives.
+"""The asyncio driver of the STARTTLS and proxy dialogs: the `Dialog` objects ``inetkit.starttls`` drives.
 
 A dialog (``_core.dialogs``, no I/O) says what to do next: send, read a
 line, read exactly n bytes, read some, start TLS, done, refused. This module
 performs each step on an `AsyncConnection`, every call under the one
 deadline (each step's timeout is what is left of it), exactly as the
-blocking driver does, with its messages (``starttls._refusal``). It fails
+blocking driver (``starttls.drive_steps``) does, with its messages
+(``starttls._refusal``; the proxy driver ``aio._proxy`` passes the proxy
+dialogs' own, ``_proxy.refusal``). A STARTTLS run fails
 closed: on any failure, a cancellation included, the handle is closed at
 once, never left in plaintext.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .._core.dialogs import (
@@ -32,7 +35,10 @@ if TYPE_CHECKING:
     from .._credentials import SecurityCredentials
     from ._connection import AsyncConnection
 
-__all__ = ["run_dialog"]
+__all__ = ["drive_steps", "run_dialog"]
+
+#: What makes the error of a `Refused` step (`SecurityError` for STARTTLS, `ProxyError` for proxies).
+Refusal = Callable[["AsyncConnection", Dialog, Refused], InetError]
 
 
 async def run_dialog(
@@ -57,7 +63,7 @@ async def run_dialog(
     saved = conn.timeout
     try:
         dialog = new_dialog(name, conn.host_name, conn.local_address[0], client_name=client_name)
-        result = await _steps(conn, dialog, credentials, deadline, saved)
+        result = await drive_steps(conn, dialog, credentials, deadline, saved, _refusal)
     except BaseException:
         # Fail closed: a handle whose upgrade failed is in an unknown protocol state.
         conn._close_now()
@@ -66,20 +72,26 @@ async def run_dialog(
     return result
 
 
-async def _steps(
+async def drive_steps(
     conn: AsyncConnection,
     dialog: Dialog,
     credentials: SecurityCredentials | None,
     deadline: float | None,
     timeout: float | None,
+    refusal: Refusal,
 ) -> object:
-    """The driver loop: one I/O call per step, each with what is left of the deadline."""
+    """The driver loop: one I/O call per step, each with what is left of the deadline.
+
+    ``starttls.drive_steps`` on the event loop: ``refusal`` makes the error
+    of a `Refused` step, and a refusal the loop makes itself carries the
+    dialog's ``oversize_code``.
+    """
     step = dialog.start()
     for _ in range(MAX_STEPS):
         if isinstance(step, Done):
             return step.result
         if isinstance(step, Refused):
-            raise _refusal(conn, dialog, step)
+            raise refusal(conn, dialog, step)
         conn.timeout = _remaining(deadline, timeout)
         if isinstance(step, Send):
             await conn.write(step.data)
@@ -91,14 +103,16 @@ async def _steps(
                 if exc.code is not ErrorCode.LINE_TOO_LONG:
                     raise
                 too_long = f"a reply line longer than {step.max_length} bytes"
-                refused = Refused(ErrorCode.STARTTLS_REFUSED, too_long)
-                raise _refusal(conn, dialog, refused) from None
+                refused = Refused(dialog.oversize_code, too_long)
+                raise refusal(conn, dialog, refused) from None
             step = dialog.receive(line)
         elif isinstance(step, ReadExactly):
             try:
                 data = await conn.read_exactly(step.count)
             except ConnectionClosedError:
-                data = b""  # the dialog says the server hung up, in its own words
+                # The stream ended first: hand over what came before the end
+                # (it stayed buffered), and the dialog says the server hung up.
+                data = await conn.read(step.count) if conn._buffer else b""
             step = dialog.receive(data)
         elif isinstance(step, ReadSome):
             step = dialog.receive(await conn.read(step.max_bytes))
@@ -107,4 +121,4 @@ async def _steps(
             step = dialog.proceed()
         else:  # pragma: no cover - Step is a closed union
             raise AssertionError(f"unknown dialog step {step!r}")
-    raise _refusal(conn, dialog, Refused(ErrorCode.STARTTLS_REFUSED, f"no end after {MAX_STEPS} steps"))
+    raise refusal(conn, dialog, Refused(dialog.oversize_code, f"no end after {MAX_STEPS} steps"))

@@ -28,6 +28,17 @@ next wait. A writer cancelled after encrypting a slice leaves the stream
 unusable (its records may be half sent), which is recorded as for a failed
 write.
 
+TLS inside TLS (a secure target through an ``https://`` proxy): the layer
+below an `AsyncTLS` is a `Channel` (the socket) or another `AsyncTLS` (the
+hop to the proxy), which offers the same calls, as in the blocking driver:
+the waiting ones (`recv`, `wait_readable`, `wait_writable`, `flush`) and
+the ones that never wait (`recv_nowait`: plaintext there now, decrypted or
+decryptable from what the kernel holds; `send_nowait`: encrypted and
+queued at once, sent as far as the socket takes it; 0 while the layer's
+own queue has not drained, which is the backpressure). Full duplex holds
+through both layers for the same reason as through one: no engine call
+spans an ``await``. Closing the upper layer closes the lower one too.
+
 Closing is bounded: the session is kept (a TLS 1.3 ticket may be waited for
 briefly, as by the blocking driver), then our close_notify is sent within
 `CLOSE_NOTIFY_LIMIT` (or the handle's timeout if shorter). The server's
@@ -84,20 +95,29 @@ _monotonic = time.monotonic
 class AsyncTLS:
     """TLS over a `Channel`: the engine's bytes moved on the event loop."""
 
-    __slots__ = ("_outq", "broken", "engine", "raw", "session_key")
+    __slots__ = ("_outq", "broken", "engine", "layered", "raw", "session_key", "target")
 
-    def __init__(self, raw: Channel, engine: TLSEngine, session_key: SessionKey | None) -> None:
+    def __init__(
+        self,
+        raw: Channel | AsyncTLS,
+        engine: TLSEngine,
+        session_key: SessionKey | None,
+        target: str | None = None,
+    ) -> None:
         self.raw = raw
+        #: TLS inside TLS: the layer below is the TLS hop to a proxy.
+        self.layered = isinstance(raw, AsyncTLS)
         self.engine = engine
         self.session_key = session_key
+        #: How messages name the peer of this layer.
+        self.target: str = raw.target if target is None else target
         # Engine output taken, not yet sent: rarely more than one chunk (a
         # list, not a deque: an empty deque costs every idle handle 600 bytes).
         self._outq: list[bytes | memoryview] = []
         self.broken: InetError | None = None
 
-    @property
-    def target(self) -> str:
-        return self.raw.target
+    def timed_out(self, action: str) -> InetTimeoutError:
+        return InetTimeoutError(f"{action} {self.target}: timed out", ErrorCode.TIMED_OUT)
 
     # -- sending the engine's output ---------------------------------
 
@@ -112,13 +132,10 @@ class AsyncTLS:
         Raises `OSError` (not `BlockingIOError`: a full socket just stops it).
         """
         queue = self._outq
-        send = self.raw.sock.send
+        send = self.raw.send_nowait
         while queue:  # bounded: each turn sends a chunk whole or stops
             head = queue[0]
-            try:
-                sent = send(head)
-            except BlockingIOError:
-                return False
+            sent = send(head)
             if sent < len(head):
                 queue[0] = memoryview(head)[sent:]
                 return False
@@ -126,16 +143,18 @@ class AsyncTLS:
         return True
 
     async def _drain(self, deadline: float | None) -> None:
-        """Send everything queued, waiting for room within ``deadline``."""
+        """Send everything queued, waiting for room within ``deadline`` (through the layer below too)."""
         raw = self.raw
         while True:  # bounded by the deadline: each turn sends or waits
             try:
                 if self._send_queued():
-                    return
+                    break
             except OSError as exc:
                 raise translate_os_error(exc, action="write to", target=self.target) from exc
             if not await raw.wait_writable(deadline):
-                raise raw.timed_out("write to")
+                raise self.timed_out("write to")
+        if self.layered:
+            await raw.flush(deadline)
 
     def _flush_opportunistic(self) -> None:
         """The reader's way: send what the socket takes now, never wait; errors show on the next write."""
@@ -143,7 +162,7 @@ class AsyncTLS:
         if self._outq:
             try:
                 self._send_queued()
-            except OSError:
+            except (OSError, InetError):  # InetError: the TLS layer below (a proxy's) failed
                 logger.debug("sending TLS records to %s failed", self.target, exc_info=True)
 
     # -- handshake -----------------------------------------------------
@@ -159,7 +178,7 @@ class AsyncTLS:
                 self._take_output()
                 try:
                     self._send_queued()  # best effort: our alert tells the server why
-                except OSError:
+                except (OSError, InetError):
                     pass
                 raise
             self._take_output()
@@ -260,9 +279,8 @@ class AsyncTLS:
 
     def _feed_nowait(self) -> bool:
         """Move what the kernel already holds into the engine; True if anything came."""
-        try:
-            data = self.raw.sock.recv(RECV_SIZE)
-        except OSError:  # BlockingIOError (nothing there) included
+        data = self.raw.recv_nowait(RECV_SIZE)
+        if data is None:  # nothing there (or a failure the next waiting read reports)
             return False
         if data:
             self.engine.receive(data)
@@ -271,7 +289,13 @@ class AsyncTLS:
         return True
 
     def pending(self) -> int:
-        return self.engine.pending()
+        count = self.engine.pending()
+        if not count and self.layered and self.raw.pending():
+            # TLS inside TLS: this layer's records may wait, decrypted, in the
+            # layer below, where no socket wait would see them. Take them in.
+            self._feed_nowait()
+            count = self.engine.pending()
+        return count
 
     def ready_to_read(self) -> bool:
         """The socket polled readable: is there something for `read` (not only tickets)?"""
@@ -287,7 +311,19 @@ class AsyncTLS:
         await self.raw.shutdown_write(deadline)
 
     async def close(self, timeout: float | None) -> None:
-        """Keep the session, send close_notify within a bound; the caller closes the socket."""
+        """Keep the session, send close_notify within a bound; the caller closes the socket.
+
+        TLS inside TLS: the layer below (the proxy's) then says goodbye too,
+        within what is left of the same bound.
+        """
+        started = _monotonic()
+        await self._close(timeout)
+        raw = self.raw
+        if isinstance(raw, AsyncTLS):
+            limit = CLOSE_NOTIFY_LIMIT if timeout is None else min(timeout, CLOSE_NOTIFY_LIMIT)
+            await raw.close(max(limit - (_monotonic() - started), 0.0))
+
+    async def _close(self, timeout: float | None) -> None:
         if self.broken is not None:
             return
         key = self.session_key
@@ -334,9 +370,70 @@ class AsyncTLS:
         """The server's certificate (DER), for `SecurityInfo` when first asked for."""
         return self.engine.peer_der()
 
+    # -- Channel: a TLS layer runs over this one (TLS inside TLS) ----------
+
+    def recv_nowait(self, max_bytes: int) -> bytes | None:
+        """Plaintext there now (decrypted already, or from what the kernel holds); None when there is none.
+
+        A failure (an alert, a cut) counts as none: the next waiting read reports it.
+        """
+        engine = self.engine
+        try:
+            data = engine.read(max_bytes)
+            if data is None and self._feed_nowait():
+                data = engine.read(max_bytes)
+        except InetError:
+            return None
+        self._flush_opportunistic()  # what reading made (a key update's answer) goes out
+        return data
+
+    def send_nowait(self, data: bytes | memoryview) -> int:
+        """Encrypt all of ``data`` and send what fits now; 0 while earlier records still wait.
+
+        The rest of what was encrypted goes out with this layer's next
+        drain (`flush`, `wait_writable`): at most one chunk of the layer
+        above is ever queued here. Raises `OSError` from the socket.
+        """
+        broken = self.broken
+        if broken is not None:
+            raise broken
+        if self._outq and not self._send_queued():
+            return 0
+        view = memoryview(data)
+        total = len(view)
+        done = 0
+        engine = self.engine
+        while done < total:  # bounded: each step takes up to SEND_SLICE bytes
+            done += engine.write(view, done)
+        self._take_output()
+        self._send_queued()
+        return total
+
+    async def wait_writable(self, deadline: float | None) -> bool:
+        """Wait until this layer's queue has gone to the socket; False when ``deadline`` passed first."""
+        raw = self.raw
+        while True:  # bounded by the deadline: each turn sends or waits
+            try:
+                if self._send_queued():
+                    return True
+            except OSError as exc:
+                raise translate_os_error(exc, action="write to", target=self.target) from exc
+            if not await raw.wait_writable(deadline):
+                return False
+
+    async def flush(self, deadline: float | None) -> None:
+        """Send everything this layer holds, within ``deadline``."""
+        await self._drain(deadline)
+
+    async def wait_readable(self, deadline: float | None) -> bool:
+        """At once when the engine can answer a read (data, an end, an alert), else when the socket can."""
+        if self.engine.take_records():
+            return True
+        return await self.raw.wait_readable(deadline)
+
 
 async def start_tls(
-    raw: Channel,
+    raw: Channel | AsyncTLS,
     *,
     host: str,
     port: int,
@@ -346,8 +443,16 @@ async def start_tls(
     deadline: float | None,
     session_cache: bool = True,
     context: ssl.SSLContext | None = None,
+    target: str | None = None,
 ) -> tuple[AsyncTLS, SecurityInfo]:
-    """Wrap and verify on the event loop: the same steps as ``_tls_io.start_tls``."""
+    """Wrap and verify on the event loop: the same steps as ``_tls_io.start_tls``.
+
+    ``raw`` is the socket's `Channel`, or the TLS layer to an ``https://``
+    proxy (TLS inside TLS); ``target`` names the peer in messages (the
+    layer below's name by default).
+    """
+    if target is None:
+        target = raw.target
     engine, key = new_engine(
         host=host,
         port=port,
@@ -356,9 +461,9 @@ async def start_tls(
         server_name=server_name,
         session_cache=session_cache,
         context=context,
-        target=raw.target,
+        target=target,
     )
-    transport = AsyncTLS(raw, engine, key)
+    transport = AsyncTLS(raw, engine, key, target)
     started = _monotonic()
     await transport.handshake(deadline)
     return transport, verified(engine, key, credentials, transport, started)
