@@ -553,11 +553,15 @@ def test_cancelled_reads_lose_no_bytes(loop: str, make_server: Callable[..., Ser
 
     def trickle(sock: socket.socket) -> None:
         pos = 0
+        sends = 0
         while pos < len(body):
             step = rng_server.randint(1, 4000)
             sock.sendall(body[pos : pos + step])
             pos += step
-            time.sleep(rng_server.random() * 0.002)
+            sends += 1
+            # Now and then a pause long enough for a slow client to catch up
+            # and wait, so that some reads are cancelled while waiting.
+            time.sleep(0.03 if sends % 25 == 0 else rng_server.random() * 0.002)
 
     rng_server = random.Random(8)
     server = make_server(trickle)
