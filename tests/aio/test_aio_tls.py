@@ -278,11 +278,15 @@ def test_cancelled_tls_reads_lose_no_bytes(
         with context.wrap_socket(sock, server_side=True) as tls:
             tls.recv(10)
             pos = 0
+            sends = 0
             while pos < len(body):
                 step = server_rng.randint(1, 5000)
                 tls.sendall(body[pos : pos + step])
                 pos += step
-                time.sleep(server_rng.random() * 0.002)
+                sends += 1
+                # Now and then a pause long enough for a slow client to catch up
+                # and wait, so that some reads are cancelled while waiting.
+                time.sleep(0.03 if sends % 25 == 0 else server_rng.random() * 0.002)
             tls.unwrap()
 
     server = make_server(trickle)
