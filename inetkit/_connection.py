@@ -49,25 +49,19 @@ from ._errors import (
     SecurityError,
     translate_os_error,
 )
+from ._handle import HandleFace
 from ._log import logger
 from ._ownership import Guard, Waiter
-from ._trace import ConnectTrace
 from ._transport import PlainTransport, Transport
 from ._types import Option, Protocol, check_timeout
 
 if TYPE_CHECKING:
     import ssl
-    from typing import Protocol as TypingProtocol
 
     from ._core.plan import Plan
     from ._credentials import SecurityCredentials
-    from ._tls import SecurityInfo
+    from ._handle import TraceSource
     from ._transport import Channel
-
-    class TraceSource(TypingProtocol):
-        """What builds a handle's `ConnectTrace` when it is first asked for (``_connect._Record``)."""
-
-        def trace(self) -> ConnectTrace: ...
 
 
 __all__ = ["Connection"]
@@ -98,7 +92,7 @@ def _ip_port(sockaddr: Any) -> tuple[str, int]:
 
 
 @final
-class Connection:
+class Connection(HandleFace):
     """A connected client handle, made by `inetkit.connect`.
 
     It owns one socket. Use it as a context manager, or call `close`. Unless it
@@ -111,37 +105,17 @@ class Connection:
         "_buffer",
         "_credentials",
         "_guard",
-        "_host",
         "_local",
-        "_negotiated",
-        "_options",
         "_plain",
-        "_port",
-        "_protocol",
-        "_remote",
         "_session_cache",
         "_shut",
-        "_starttls_extensions",
-        "_timeout",
-        "_trace",
-        "_trace_source",
         "_transport",
     )
 
     _guard: Guard
     _transport: Transport
     _plain: PlainTransport
-    _negotiated: SecurityInfo | None
-    _starttls_extensions: tuple[str, ...] | None
     _local: tuple[str, int] | None
-    _remote: tuple[str, int]
-    _host: str
-    _port: int
-    _protocol: Protocol
-    _options: Option
-    _timeout: float | None
-    _trace: ConnectTrace | None
-    _trace_source: TraceSource | None
     _buffer: ReceiveBuffer
     _credentials: SecurityCredentials | None
     _session_cache: bool
@@ -208,23 +182,6 @@ class Connection:
     # -- properties (any thread) ---------------------------------------
 
     @property
-    def host_name(self) -> str:
-        """The host as asked for, in its normalized form."""
-        return self._host
-
-    @property
-    def port(self) -> int:
-        return self._port
-
-    @property
-    def protocol(self) -> Protocol:
-        return self._protocol
-
-    @property
-    def options(self) -> Option:
-        return self._options
-
-    @property
     def local_address(self) -> tuple[str, int]:
         """``(ip, port)`` of this end (ask while the handle is open)."""
         local = self._local
@@ -238,64 +195,13 @@ class Connection:
         return local
 
     @property
-    def remote_address(self) -> tuple[str, int]:
-        """``(ip, port)`` of the peer that won the connect.
-
-        Through a proxy that is the proxy's address (the socket's real peer);
-        `host_name` and `port` stay the target's.
-        """
-        return self._remote
-
-    @property
-    def trace(self) -> ConnectTrace:
-        """How the connect went: resolution, attempts, TLS and STARTTLS times."""
-        trace = self._trace
-        if trace is None:
-            source = self._trace_source
-            assert source is not None  # dropped only once the trace is built
-            trace = self._trace = source.trace()
-            # The readings (and the plan and race they hang on) are not needed again.
-            self._trace_source = None
-        return trace
-
-    @property
     def owner(self) -> int | None:
         """The owning thread's ``threading.get_ident()``, or None when free-threaded."""
         return self._guard.owner
 
     @property
-    def is_secure(self) -> bool:
-        return self._negotiated is not None
-
-    @property
-    def security_info(self) -> SecurityInfo | None:
-        """TLS details once security is enabled, else None (the certificate is parsed on first access)."""
-        return self._negotiated
-
-    @property
-    def starttls_extensions(self) -> tuple[str, ...] | None:
-        """What the server offered over TLS after an ``smtp`` STARTTLS dialog, else None.
-
-        The dialog's second EHLO reply, one entry per extension line as the
-        server wrote it (keyword, then parameters): ``("PIPELINING",
-        "AUTH PLAIN LOGIN", "SIZE 35882577")``. It saves a third EHLO to
-        learn the AUTH mechanisms or the size limit, after
-        ``connect(..., starttls="smtp")`` as after `inetkit.starttls.smtp`.
-        """
-        return self._starttls_extensions
-
-    @property
     def closed(self) -> bool:
         return self._guard.closed
-
-    @property
-    def timeout(self) -> float | None:
-        """The I/O timeout in seconds for each call as a whole; None waits forever."""
-        return self._timeout
-
-    @timeout.setter
-    def timeout(self, value: float | None) -> None:
-        self._timeout = check_timeout(value, "timeout")
 
     def fileno(self) -> int:
         """The socket's descriptor (for selectors); -1 once closed."""

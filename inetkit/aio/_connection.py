@@ -62,18 +62,17 @@ from .._errors import (
     SecurityError,
     translate_os_error,
 )
+from .._handle import HandleFace
 from .._log import logger
 from .._ownership import describe_handle
-from .._types import Option, Protocol, check_timeout
+from .._types import Protocol, check_timeout
 
 if TYPE_CHECKING:
     import ssl
 
-    from .._connection import TraceSource
     from .._core.plan import Plan
     from .._credentials import SecurityCredentials
-    from .._tls import SecurityInfo
-    from .._trace import ConnectTrace
+    from .._handle import TraceSource
     from ._tls import AsyncTLS
 
 __all__ = ["AsyncConnection"]
@@ -300,7 +299,7 @@ class Channel:
 
 
 @final
-class AsyncConnection:
+class AsyncConnection(HandleFace):
     """A connected client handle for asyncio, made by `inetkit.aio.connect`.
 
     It owns one socket and belongs to the event loop that made it. Use it
@@ -312,37 +311,19 @@ class AsyncConnection:
         "_buffer",
         "_channel",
         "_credentials",
-        "_host",
         "_local",
         "_loop",
-        "_negotiated",
-        "_options",
-        "_port",
-        "_protocol",
         "_reading",
-        "_remote",
         "_session_cache",
         "_shut",
-        "_timeout",
         "_tls",
-        "_trace",
-        "_trace_source",
         "_writing",
         "closed",
     )
 
     _channel: Channel
     _tls: AsyncTLS | None
-    _negotiated: SecurityInfo | None
     _local: tuple[str, int] | None
-    _remote: tuple[str, int]
-    _host: str
-    _port: int
-    _protocol: Protocol
-    _options: Option
-    _timeout: float | None
-    _trace: ConnectTrace | None
-    _trace_source: TraceSource | None
     _buffer: ReceiveBuffer
     _credentials: SecurityCredentials | None
     _session_cache: bool
@@ -390,6 +371,7 @@ class AsyncConnection:
         self._tls = None
         self._buffer = EMPTY
         self._negotiated = None
+        self._starttls_extensions = None
         self._shut = False
         self._reading = False
         self._writing = False
@@ -397,23 +379,6 @@ class AsyncConnection:
         return self
 
     # -- properties (from anywhere) -------------------------------------
-
-    @property
-    def host_name(self) -> str:
-        """The host as asked for, in its normalized form."""
-        return self._host
-
-    @property
-    def port(self) -> int:
-        return self._port
-
-    @property
-    def protocol(self) -> Protocol:
-        return self._protocol
-
-    @property
-    def options(self) -> Option:
-        return self._options
 
     @property
     def local_address(self) -> tuple[str, int]:
@@ -428,40 +393,6 @@ class AsyncConnection:
                 raise translate_os_error(exc, action="get the local address of", target=self._target) from exc
             local = self._local = (name[0], name[1])
         return local
-
-    @property
-    def remote_address(self) -> tuple[str, int]:
-        """``(ip, port)`` of the peer that won the connect."""
-        return self._remote
-
-    @property
-    def trace(self) -> ConnectTrace:
-        """How the connect went: resolution, attempts, TLS and STARTTLS times."""
-        trace = self._trace
-        if trace is None:
-            source = self._trace_source
-            assert source is not None  # dropped only once the trace is built
-            trace = self._trace = source.trace()
-            self._trace_source = None
-        return trace
-
-    @property
-    def is_secure(self) -> bool:
-        return self._negotiated is not None
-
-    @property
-    def security_info(self) -> SecurityInfo | None:
-        """TLS details once security is enabled, else None."""
-        return self._negotiated
-
-    @property
-    def timeout(self) -> float | None:
-        """The I/O timeout in seconds for each call as a whole; None waits forever."""
-        return self._timeout
-
-    @timeout.setter
-    def timeout(self, value: float | None) -> None:
-        self._timeout = check_timeout(value, "timeout")
 
     def fileno(self) -> int:
         """The socket's descriptor; -1 once closed."""

@@ -25,6 +25,7 @@ from .._core.dialogs import (
     ReadSome,
     Refused,
     Send,
+    SMTPDialog,
     StartTLS,
     new_dialog,
 )
@@ -64,6 +65,8 @@ async def run_dialog(
     try:
         dialog = new_dialog(name, conn.host_name, conn.local_address[0], client_name=client_name)
         result = await drive_steps(conn, dialog, credentials, deadline, saved, _refusal)
+        if isinstance(dialog, SMTPDialog):
+            conn._starttls_extensions = dialog.extensions
     except BaseException:
         # Fail closed: a handle whose upgrade failed is in an unknown protocol state.
         conn._close_now()

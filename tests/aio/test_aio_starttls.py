@@ -105,6 +105,11 @@ def test_smtp_dialog_then_mail_over_tls(loop: str, pki: certs.PKI, smtp: Callabl
             assert trace.starttls is not None and trace.starttls > 0
             assert trace.tls_handshake is not None and trace.tls_handshake > 0
             assert conn.timeout == TIMEOUT  # the dialog's per-step timeouts are undone
+            # The EHLO over TLS with its parameters, as on a blocking handle.
+            extensions = conn.starttls_extensions
+            assert extensions is not None
+            assert [line.split(" ", 1)[0].upper() for line in extensions] == keywords
+            assert any(line.startswith("SIZE ") for line in extensions)
             assert await command(conn, f"MAIL FROM:<{SENDER}>") == (250, "OK")
             assert (await command(conn, f"RCPT TO:<{RECIPIENT}>"))[0] == 250
             assert (await command(conn, "DATA"))[0] == 354
