@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from ._credentials import SecurityCredentials
 
-__all__ = ["DEFAULT_TIMEOUT", "connect", "connect_url", "run"]
+__all__ = ["DEFAULT_TIMEOUT", "connect", "connect_url", "run", "url_plan"]
 
 
 #: InetConnect's customary connect timeout, in seconds.
@@ -427,11 +427,42 @@ def connect_url(
         InvalidArgumentError: no usable host, an unknown scheme without a
             port, a bad port, or a malformed URL.
     """
+    return run(
+        url_plan(
+            url,
+            timeout,
+            options,
+            credentials,
+            local_address,
+            resolver,
+            starttls,
+            keepalive,
+            attempt_delay,
+            session_cache,
+            proxy,
+        )
+    )
+
+
+def url_plan(
+    url: str,
+    timeout: float | None,
+    options: Option,
+    credentials: SecurityCredentials | None,
+    local_address: tuple[str, int] | None,
+    resolver: Resolver | None,
+    starttls: str | None,
+    keepalive: KeepAlive | None,
+    attempt_delay: float,
+    session_cache: bool,
+    proxy: str | None,
+) -> Plan:
+    """The checked plan for a URL's host and port: `connect_url`'s, blocking and asyncio alike."""
     started = _monotonic()
     from ._url import parse_url
 
     parsed = parse_url(url)
-    plan = make_plan(
+    return make_plan(
         parsed.host,
         parsed.port,
         Protocol.TCP,
@@ -449,4 +480,3 @@ def connect_url(
         implicit_tls=parsed.secure,
         proxy=proxy,
     )
-    return run(plan)

@@ -34,6 +34,7 @@ from .._connect import (
     _secure_failed,
     _tls_context,
     _unresolved,
+    url_plan,
 )
 from .._core.plan import Plan, make_plan
 from .._core.race import Address, Race
@@ -129,29 +130,21 @@ async def connect_url(
     proxy: str | None = None,
 ) -> AsyncConnection:
     """Connect to the host and port a URL names (see `inetkit.connect_url`); an `AsyncConnection`."""
-    started = _monotonic()
-    from .._url import parse_url
-
-    parsed = parse_url(url)
-    plan = make_plan(
-        parsed.host,
-        parsed.port,
-        Protocol.TCP,
-        timeout,
-        options,
-        credentials,
-        local_address,
-        resolver,
-        starttls,
-        keepalive,
-        attempt_delay,
-        session_cache,
-        started,
-        normalized=True,
-        implicit_tls=parsed.secure,
-        proxy=proxy,
+    return await run(
+        url_plan(
+            url,
+            timeout,
+            options,
+            credentials,
+            local_address,
+            resolver,
+            starttls,
+            keepalive,
+            attempt_delay,
+            session_cache,
+            proxy,
+        )
     )
-    return await run(plan)
 
 
 async def run(plan: Plan) -> AsyncConnection:
