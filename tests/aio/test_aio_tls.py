@@ -564,6 +564,8 @@ def test_aclose_bounds_a_close_notify_the_socket_cannot_take(
     context = pki.servers["valid"].context()
 
     def stalled(sock: socket.socket) -> None:
+        # A fixed receive buffer: no window autotuning that would make room later.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         with context.wrap_socket(sock, server_side=True):
             stop.wait(TIMEOUT)
 
@@ -573,12 +575,17 @@ def test_aclose_bounds_a_close_notify_the_socket_cannot_take(
         conn = await secure(server.port, trust(pki))
         conn.timeout = 0.3  # after the handshake, which a loaded machine may not finish in 0.3 s
         sock = conn._channel.sock
-        # Fill the socket below the handle (real bytes into a real kernel buffer) until it takes no more.
-        for _ in range(100_000):  # bounded: a loopback socket holds a few MB at most
-            try:
-                sock.send(b"\0" * 65536)
-            except BlockingIOError:
-                break
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # fixed too
+        # Fill the socket below the handle (real bytes into a real kernel buffer)
+        # until it takes no more, twice: whatever room the peer's window made
+        # meanwhile is taken as well.
+        for _ in range(2):
+            for _ in range(100_000):  # bounded: a loopback socket holds a few MB at most
+                try:
+                    sock.send(b"\0" * 65536)
+                except BlockingIOError:
+                    break
+            await asyncio.sleep(0.05)
         await asyncio.wait_for(conn.aclose(), TIMEOUT)  # the guard is far above the handle's 0.3 s
         assert conn.closed and sock.fileno() == -1
 
