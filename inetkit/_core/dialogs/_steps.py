@@ -28,9 +28,9 @@ remaining a sans-I/O object.
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import dataclass
 
 from ..._errors import ErrorCode
+from ..._types import FieldValue
 
 __all__ = [
     "Dialog",
@@ -46,48 +46,108 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Send:
+class _Value(FieldValue):
+    """An immutable step: a script makes it, a driver reads it.
+
+    Written out by hand rather than as frozen dataclasses: ``dataclasses``
+    and the code it generates per class cost about 20 ms at the first
+    STARTTLS or proxy connect of a process. Equality and repr by fields
+    (`FieldValue`: equal only to the same class), hashable, and assigning a
+    field raises `AttributeError`.
+    """
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._fields()))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable: cannot assign to {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable: cannot delete {name!r}")
+
+
+class Send(_Value):
     """Write these bytes, then call `Dialog.proceed`."""
 
+    __slots__ = ("data",)
+    __match_args__ = ("data",)
     data: bytes
 
+    def __init__(self, data: bytes) -> None:
+        object.__setattr__(self, "data", data)
 
-@dataclass(frozen=True, slots=True)
-class ReadLine:
+    def _fields(self) -> tuple[bytes]:
+        return (self.data,)
+
+
+class ReadLine(_Value):
     """Read one line (terminator included), at most ``max_length`` bytes before it; then `Dialog.receive`."""
 
+    __slots__ = ("max_length",)
+    __match_args__ = ("max_length",)
     max_length: int
 
+    def __init__(self, max_length: int) -> None:
+        object.__setattr__(self, "max_length", max_length)
 
-@dataclass(frozen=True, slots=True)
-class ReadExactly:
+    def _fields(self) -> tuple[int]:
+        return (self.max_length,)
+
+
+class ReadExactly(_Value):
     """Read exactly ``count`` bytes (fewer only when the stream ends); then `Dialog.receive`."""
 
+    __slots__ = ("count",)
+    __match_args__ = ("count",)
     count: int
 
+    def __init__(self, count: int) -> None:
+        object.__setattr__(self, "count", count)
 
-@dataclass(frozen=True, slots=True)
-class ReadSome:
+    def _fields(self) -> tuple[int]:
+        return (self.count,)
+
+
+class ReadSome(_Value):
     """Read whatever is there, 1 to ``max_bytes`` bytes (``b""`` at the end); then `Dialog.receive`."""
 
+    __slots__ = ("max_bytes",)
+    __match_args__ = ("max_bytes",)
     max_bytes: int
 
+    def __init__(self, max_bytes: int) -> None:
+        object.__setattr__(self, "max_bytes", max_bytes)
 
-@dataclass(frozen=True, slots=True)
-class StartTLS:
+    def _fields(self) -> tuple[int]:
+        return (self.max_bytes,)
+
+
+class StartTLS(_Value):
     """The server agreed: run the TLS handshake now, then call `Dialog.proceed`."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True, slots=True)
-class Done:
+    def _fields(self) -> tuple[()]:
+        return ()
+
+
+class Done(_Value):
     """The dialog is over and the handle is ready for the protocol's next command."""
 
-    result: object = None
+    __slots__ = ("result",)
+    __match_args__ = ("result",)
+    result: object
+
+    def __init__(self, result: object = None) -> None:
+        object.__setattr__(self, "result", result)
+
+    def _fields(self) -> tuple[object]:
+        return (self.result,)
 
 
-@dataclass(frozen=True, slots=True)
-class Refused:
+class Refused(_Value):
     """The dialog failed closed: the driver raises ``SecurityError(code)`` and closes the handle.
 
     (A proxy dialog's codes are ``PROXY_*``, raised as ``ProxyError``.)
@@ -98,9 +158,19 @@ class Refused:
     the handshake had already run (a refusal of ftp's ``PROT P``, say).
     """
 
+    __slots__ = ("after_tls", "code", "reason")
+    __match_args__ = ("code", "reason", "after_tls")
     code: ErrorCode
     reason: str
-    after_tls: bool = False
+    after_tls: bool
+
+    def __init__(self, code: ErrorCode, reason: str, after_tls: bool = False) -> None:
+        object.__setattr__(self, "code", code)
+        object.__setattr__(self, "reason", reason)
+        object.__setattr__(self, "after_tls", after_tls)
+
+    def _fields(self) -> tuple[ErrorCode, str, bool]:
+        return (self.code, self.reason, self.after_tls)
 
 
 Step = Send | ReadLine | ReadExactly | ReadSome | StartTLS | Done | Refused
