@@ -49,7 +49,7 @@ from ._errors import (
     SecurityError,
     translate_os_error,
 )
-from ._handle import HandleFace
+from ._handle import DEFAULT_MAX_BYTES, HandleFace
 from ._log import logger
 from ._ownership import Guard, Waiter
 from ._transport import PlainTransport, Transport
@@ -70,8 +70,6 @@ __all__ = ["Connection"]
 #: How much a buffered read asks the transport for at once: one full TCP
 #: read on loopback, and four of the largest TLS records (16 KiB).
 READ_AHEAD = 65536
-#: Default `read` size and `read_line` limit (API.md).
-DEFAULT_MAX_BYTES = 65536
 #: Largest UDP payload over IPv4/IPv6 (65535 minus the 8-byte UDP header).
 MAX_DATAGRAM = 65527
 
@@ -102,7 +100,6 @@ class Connection(HandleFace):
 
     __slots__ = (
         "__weakref__",
-        "_buffer",
         "_credentials",
         "_guard",
         "_local",
@@ -116,7 +113,6 @@ class Connection(HandleFace):
     _transport: Transport
     _plain: PlainTransport
     _local: tuple[str, int] | None
-    _buffer: ReceiveBuffer
     _credentials: SecurityCredentials | None
     _session_cache: bool
     _shut: bool
@@ -233,25 +229,6 @@ class Connection(HandleFace):
     def _target(self) -> str:
         """How messages name this handle (built when a message needs it)."""
         return self._guard.describe
-
-    def _deadline(self) -> float | None:
-        timeout = self._timeout
-        return None if timeout is None else _monotonic() + timeout
-
-    def _stream_only(self, what: str) -> None:
-        if self._protocol is Protocol.UDP:
-            raise InvalidArgumentError(
-                f"{what} is a stream operation; a UDP handle to {self._target} reads one datagram "
-                "per read() call",
-                ErrorCode.INVALID_ARGUMENT,
-            )
-
-    def _filling(self) -> ReceiveBuffer:
-        """The handle's own buffer, to feed: made here the first time (until then, the shared `EMPTY`)."""
-        buffer = self._buffer
-        if buffer is EMPTY:
-            buffer = self._buffer = ReceiveBuffer(DEFAULT_MAX_BYTES)
-        return buffer
 
     def _receive(self, deadline: float | None) -> ReceiveBuffer:
         """Receive once into the buffer (waiting within ``deadline``); EOF is recorded there.
@@ -389,12 +366,6 @@ class Connection(HandleFace):
             out.release()
         return bytes(result)
 
-    def _closed_early(self, got: int, n: int) -> ConnectionClosedError:
-        return ConnectionClosedError(
-            f"read from {self._target}: the peer closed the connection after {got} of {n} bytes",
-            ErrorCode.CONNECTION_CLOSED,
-        )
-
     def read_line(self, max_length: int = DEFAULT_MAX_BYTES) -> bytes:
         """The next line with its terminator (``\\n`` or ``\\r\\n``); ``b""`` at EOF.
 
@@ -451,13 +422,6 @@ class Connection(HandleFace):
             else:
                 assert isinstance(line, bytes)
                 return line
-
-    def _line_too_long(self, max_length: int) -> InetError:
-        return InetError(
-            f"read_line from {self._target}: the line is longer than max_length={max_length} bytes; "
-            "raise max_length or read the data with read()",
-            ErrorCode.LINE_TOO_LONG,
-        )
 
     def __iter__(self) -> Iterator[bytes]:
         """Lines until the end of the stream: exactly what repeated `read_line()` calls give.
@@ -720,15 +684,6 @@ class Connection(HandleFace):
             )
         finally:
             self.trace.tls_handshake = _monotonic() - started
-
-    def _unexpected_plaintext(self, count: int | None) -> SecurityError:
-        amount = f"{count} byte(s) of" if count is not None else ""
-        return SecurityError(
-            f"enable_security on {self._target}: the server sent {amount} plaintext before the TLS "
-            "handshake; refusing to start TLS (bytes sent in the clear must not be mistaken for "
-            "protected data). Read the server's reply completely before enabling security.",
-            ErrorCode.UNEXPECTED_PLAINTEXT,
-        )
 
     # -- ending --------------------------------------------------------
 

@@ -9,16 +9,19 @@ declared here; each handle class adds its own).
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
-from ._types import check_timeout
+from ._core.buffer import EMPTY, ReceiveBuffer
+from ._errors import ConnectionClosedError, ErrorCode, InetError, InvalidArgumentError, SecurityError
+from ._types import Protocol, check_timeout
 
 if TYPE_CHECKING:
     from typing import Protocol as TypingProtocol
 
     from ._tls import SecurityInfo
     from ._trace import ConnectTrace
-    from ._types import Option, Protocol
+    from ._types import Option
 
     class TraceSource(TypingProtocol):
         """What builds a handle's `ConnectTrace` when it is first asked for (``_connect._Record``)."""
@@ -26,14 +29,22 @@ if TYPE_CHECKING:
         def trace(self) -> ConnectTrace: ...
 
 
-__all__ = ["HandleFace"]
+__all__ = ["DEFAULT_MAX_BYTES", "HandleFace"]
+
+#: Default `read` size and `read_line` limit (API.md).
+DEFAULT_MAX_BYTES = 65536
+
+_monotonic = time.monotonic
+_UDP = Protocol.UDP
 
 
 class HandleFace:
-    """The properties of a handle that read what the connect made (any thread, any task)."""
+    """What both handles share: the properties that read what the connect made, and the helpers
+    that word their errors and keep their receive buffer (any thread, any task)."""
 
     # The fields the properties read, filled in by each handle's constructor.
     __slots__ = (
+        "_buffer",
         "_host",
         "_negotiated",
         "_options",
@@ -46,6 +57,7 @@ class HandleFace:
         "_trace_source",
     )
 
+    _buffer: ReceiveBuffer
     _host: str
     _port: int
     _protocol: Protocol
@@ -124,3 +136,52 @@ class HandleFace:
     @timeout.setter
     def timeout(self, value: float | None) -> None:
         self._timeout = check_timeout(value, "timeout")
+
+    # -- shared helpers ------------------------------------------------
+
+    @property
+    def _target(self) -> str:
+        """How messages name this handle (each handle knows its peer its own way)."""
+        raise NotImplementedError
+
+    def _deadline(self) -> float | None:
+        """When the current call must end: the handle's timeout from now (None: never)."""
+        timeout = self._timeout
+        return None if timeout is None else _monotonic() + timeout
+
+    def _stream_only(self, what: str) -> None:
+        if self._protocol is _UDP:
+            raise InvalidArgumentError(
+                f"{what} is a stream operation; a UDP handle to {self._target} reads one datagram "
+                "per read() call",
+                ErrorCode.INVALID_ARGUMENT,
+            )
+
+    def _filling(self) -> ReceiveBuffer:
+        """The handle's own buffer, to feed: made here the first time (until then, the shared `EMPTY`)."""
+        buffer = self._buffer
+        if buffer is EMPTY:
+            buffer = self._buffer = ReceiveBuffer(DEFAULT_MAX_BYTES)
+        return buffer
+
+    def _closed_early(self, got: int, n: int) -> ConnectionClosedError:
+        return ConnectionClosedError(
+            f"read from {self._target}: the peer closed the connection after {got} of {n} bytes",
+            ErrorCode.CONNECTION_CLOSED,
+        )
+
+    def _line_too_long(self, max_length: int) -> InetError:
+        return InetError(
+            f"read_line from {self._target}: the line is longer than max_length={max_length} bytes; "
+            "raise max_length or read the data with read()",
+            ErrorCode.LINE_TOO_LONG,
+        )
+
+    def _unexpected_plaintext(self, count: int | None) -> SecurityError:
+        amount = f"{count} byte(s) of" if count is not None else ""
+        return SecurityError(
+            f"enable_security on {self._target}: the server sent {amount} plaintext before the TLS "
+            "handshake; refusing to start TLS (bytes sent in the clear must not be mistaken for "
+            "protected data). Read the server's reply completely before enabling security.",
+            ErrorCode.UNEXPECTED_PLAINTEXT,
+        )

@@ -53,7 +53,6 @@ from typing import TYPE_CHECKING, Any, final
 
 from .._core.buffer import EMPTY, NEED_MORE, TOO_LONG, ReceiveBuffer
 from .._errors import (
-    ConnectionClosedError,
     ErrorCode,
     InetError,
     InetTimeoutError,
@@ -62,7 +61,7 @@ from .._errors import (
     SecurityError,
     translate_os_error,
 )
-from .._handle import HandleFace
+from .._handle import DEFAULT_MAX_BYTES, HandleFace
 from .._log import logger
 from .._ownership import describe_handle
 from .._types import Protocol, check_timeout
@@ -80,8 +79,6 @@ __all__ = ["AsyncConnection"]
 #: How much a buffered read asks the transport for at once (as the blocking
 #: handle): one full TCP read on loopback, four of the largest TLS records.
 READ_AHEAD = 65536
-#: Default `read` size and `read_line` limit (API.md).
-DEFAULT_MAX_BYTES = 65536
 #: Readable-but-nothing-to-read rounds (TLS housekeeping records) that
 #: `is_readable` sits through before it answers False (as the blocking handle).
 MAX_READY_PASSES = 1000
@@ -308,7 +305,6 @@ class AsyncConnection(HandleFace):
 
     __slots__ = (
         "__weakref__",
-        "_buffer",
         "_channel",
         "_credentials",
         "_local",
@@ -324,7 +320,6 @@ class AsyncConnection(HandleFace):
     _channel: Channel
     _tls: AsyncTLS | None
     _local: tuple[str, int] | None
-    _buffer: ReceiveBuffer
     _credentials: SecurityCredentials | None
     _session_cache: bool
     _shut: bool
@@ -426,10 +421,6 @@ class AsyncConnection(HandleFace):
     def _closed_error(self) -> InetError:
         return InetError(f"{self._target}: the handle is closed", ErrorCode.HANDLE_CLOSED)
 
-    def _deadline(self) -> float | None:
-        timeout = self._timeout
-        return None if timeout is None else _monotonic() + timeout
-
     def _check(self) -> None:
         """The handle is open and the caller runs on its loop."""
         if self.closed:
@@ -465,20 +456,6 @@ class AsyncConnection(HandleFace):
         if self._writing:
             raise self._busy("writing to")
         self._writing = True
-
-    def _stream_only(self, what: str) -> None:
-        if self._protocol is _UDP:
-            raise InvalidArgumentError(
-                f"{what} is a stream operation; a UDP handle to {self._target} reads one datagram "
-                "per read() call",
-                ErrorCode.INVALID_ARGUMENT,
-            )
-
-    def _filling(self) -> ReceiveBuffer:
-        buffer = self._buffer
-        if buffer is EMPTY:
-            buffer = self._buffer = ReceiveBuffer(DEFAULT_MAX_BYTES)
-        return buffer
 
     async def _receive(self, deadline: float | None) -> ReceiveBuffer:
         """Receive once into the buffer (waiting within ``deadline``); EOF is recorded there.
@@ -610,12 +587,6 @@ class AsyncConnection(HandleFace):
             out.release()
         return bytes(result)
 
-    def _closed_early(self, got: int, n: int) -> ConnectionClosedError:
-        return ConnectionClosedError(
-            f"read from {self._target}: the peer closed the connection after {got} of {n} bytes",
-            ErrorCode.CONNECTION_CLOSED,
-        )
-
     async def read_line(self, max_length: int = DEFAULT_MAX_BYTES) -> bytes:
         """The next line with its terminator (``\\n`` or ``\\r\\n``); ``b""`` at EOF.
 
@@ -658,13 +629,6 @@ class AsyncConnection(HandleFace):
                     return line
         finally:
             self._reading = False
-
-    def _line_too_long(self, max_length: int) -> InetError:
-        return InetError(
-            f"read_line from {self._target}: the line is longer than max_length={max_length} bytes; "
-            "raise max_length or read the data with read()",
-            ErrorCode.LINE_TOO_LONG,
-        )
 
     def __aiter__(self) -> AsyncConnection:
         """Lines until the end of the stream: exactly what repeated `read_line()` calls give.
@@ -822,15 +786,6 @@ class AsyncConnection(HandleFace):
             if waiting:
                 raise self._unexpected_plaintext(None)
         await self._start_tls(credentials or self._credentials, server_name, self._deadline())
-
-    def _unexpected_plaintext(self, count: int | None) -> SecurityError:
-        amount = f"{count} byte(s) of" if count is not None else ""
-        return SecurityError(
-            f"enable_security on {self._target}: the server sent {amount} plaintext before the TLS "
-            "handshake; refusing to start TLS (bytes sent in the clear must not be mistaken for "
-            "protected data). Read the server's reply completely before enabling security.",
-            ErrorCode.UNEXPECTED_PLAINTEXT,
-        )
 
     async def _start_tls(
         self,
