@@ -30,7 +30,6 @@ waits are interruptible by `cancel` and by a cross-thread `close`.
 from __future__ import annotations
 
 import _socket
-import socket
 import threading
 import time
 import warnings
@@ -46,7 +45,6 @@ from ._errors import (
     InetError,
     InetTimeoutError,
     InvalidArgumentError,
-    SecurityError,
     translate_os_error,
 )
 from ._handle import DEFAULT_MAX_BYTES, HandleFace
@@ -622,34 +620,8 @@ class Connection(HandleFace):
         server_name: str | None,
         deadline: float | None,
     ) -> None:
-        if self._negotiated is not None:
-            raise SecurityError(
-                f"enable_security on {self._target}: the connection is already secure",
-                ErrorCode.ALREADY_SECURE,
-            )
-        if self._protocol is Protocol.UDP:
-            raise InvalidArgumentError(
-                f"enable_security on {self._target}: TLS needs TCP (inetkit has no DTLS)",
-                ErrorCode.INVALID_ARGUMENT,
-            )
-        if self._buffer:
-            raise self._unexpected_plaintext(len(self._buffer))
         transport = self._transport
-        if transport is not self._plain:
-            # The TLS layer to an HTTPS proxy is below: the socket holds its
-            # records, and the server's bytes are what that layer decrypted.
-            transport.ready_to_read()
-            if transport.pending():
-                raise self._unexpected_plaintext(transport.pending())
-        else:
-            try:
-                waiting = self._plain.sock.recv(1, socket.MSG_PEEK)
-            except BlockingIOError:
-                waiting = b""
-            except OSError as exc:
-                raise translate_os_error(exc, action="enable_security on", target=self._target) from exc
-            if waiting:
-                raise self._unexpected_plaintext(None)
+        self._refuse_upgrade(None if transport is self._plain else transport, self._plain.sock)
         self._start_tls(credentials or self._credentials, server_name, deadline)
 
     def _start_tls(

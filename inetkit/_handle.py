@@ -9,11 +9,20 @@ declared here; each handle class adds its own).
 
 from __future__ import annotations
 
+import _socket
+import socket
 import time
 from typing import TYPE_CHECKING
 
 from ._core.buffer import EMPTY, ReceiveBuffer
-from ._errors import ConnectionClosedError, ErrorCode, InetError, InvalidArgumentError, SecurityError
+from ._errors import (
+    ConnectionClosedError,
+    ErrorCode,
+    InetError,
+    InvalidArgumentError,
+    SecurityError,
+    translate_os_error,
+)
 from ._types import Protocol, check_timeout
 
 if TYPE_CHECKING:
@@ -27,6 +36,13 @@ if TYPE_CHECKING:
         """What builds a handle's `ConnectTrace` when it is first asked for (``_connect._Record``)."""
 
         def trace(self) -> ConnectTrace: ...
+
+    class LayerBelow(TypingProtocol):
+        """The TLS layer to an HTTPS proxy under a handle (either driver's), as `_refuse_upgrade` asks it."""
+
+        def ready_to_read(self) -> bool: ...
+
+        def pending(self) -> int: ...
 
 
 __all__ = ["DEFAULT_MAX_BYTES", "HandleFace"]
@@ -185,3 +201,37 @@ class HandleFace:
             "protected data). Read the server's reply completely before enabling security.",
             ErrorCode.UNEXPECTED_PLAINTEXT,
         )
+
+    def _refuse_upgrade(self, below: LayerBelow | None, sock: _socket.socket) -> None:
+        """The checks `enable_security` makes before its handshake, in both drivers.
+
+        Refused: a secure handle (``ALREADY_SECURE``), UDP, and plaintext the
+        server sent that nobody read (``UNEXPECTED_PLAINTEXT``): in the buffer,
+        decrypted in the proxy's TLS layer ``below`` when there is one (the
+        socket then holds that layer's records), else waiting in ``sock``.
+        """
+        if self._negotiated is not None:
+            raise SecurityError(
+                f"enable_security on {self._target}: the connection is already secure",
+                ErrorCode.ALREADY_SECURE,
+            )
+        if self._protocol is _UDP:
+            raise InvalidArgumentError(
+                f"enable_security on {self._target}: TLS needs TCP (inetkit has no DTLS)",
+                ErrorCode.INVALID_ARGUMENT,
+            )
+        if self._buffer:
+            raise self._unexpected_plaintext(len(self._buffer))
+        if below is not None:
+            below.ready_to_read()
+            if below.pending():
+                raise self._unexpected_plaintext(below.pending())
+            return
+        try:
+            waiting = sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            waiting = b""
+        except OSError as exc:
+            raise translate_os_error(exc, action="enable_security on", target=self._target) from exc
+        if waiting:
+            raise self._unexpected_plaintext(None)

@@ -58,7 +58,6 @@ from .._errors import (
     InetTimeoutError,
     InvalidArgumentError,
     OwnershipError,
-    SecurityError,
     translate_os_error,
 )
 from .._handle import DEFAULT_MAX_BYTES, HandleFace
@@ -757,34 +756,7 @@ class AsyncConnection(HandleFace):
         self._check()
         if self._reading or self._writing:
             raise self._busy("reading from" if self._reading else "writing to")
-        if self._negotiated is not None:
-            raise SecurityError(
-                f"enable_security on {self._target}: the connection is already secure",
-                ErrorCode.ALREADY_SECURE,
-            )
-        if self._protocol is _UDP:
-            raise InvalidArgumentError(
-                f"enable_security on {self._target}: TLS needs TCP (inetkit has no DTLS)",
-                ErrorCode.INVALID_ARGUMENT,
-            )
-        if self._buffer:
-            raise self._unexpected_plaintext(len(self._buffer))
-        below = self._tls
-        if below is not None:
-            # The TLS layer to an HTTPS proxy is below: the socket holds its
-            # records, and the server's bytes are what that layer decrypted.
-            below.ready_to_read()
-            if below.pending():
-                raise self._unexpected_plaintext(below.pending())
-        else:
-            try:
-                waiting = self._channel.sock.recv(1, socket.MSG_PEEK)
-            except BlockingIOError:
-                waiting = b""
-            except OSError as exc:
-                raise translate_os_error(exc, action="enable_security on", target=self._target) from exc
-            if waiting:
-                raise self._unexpected_plaintext(None)
+        self._refuse_upgrade(self._tls, self._channel.sock)
         await self._start_tls(credentials or self._credentials, server_name, self._deadline())
 
     async def _start_tls(
