@@ -12,7 +12,9 @@ machinery) loads the first time one of its names is used (PEP 562 module
 ``__getattr__``). A command-line tool that imports inetkit and exits on a
 usage error pays for no more than that; the first `connect` pays for the
 driver once (the ``import inetkit + first connect`` benchmark row shows the
-sum).
+sum). A program that drops privileges or chroots after importing should
+import the names it uses first (``from inetkit import connect``), so that
+their modules are loaded while the package's files can still be read.
 """
 
 import typing as _typing

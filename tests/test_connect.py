@@ -206,10 +206,11 @@ def test_reserved_port_refused_for_unprivileged_process(echo_server: Server) -> 
         f"""
         import os, sys
         import inetkit  # before dropping privileges: the interpreter lives under /root
+        from inetkit import connect  # and the connect driver, which loads on first use
         os.setgid(65534)
         os.setuid(65534)
         try:
-            inetkit.connect("127.0.0.1", {echo_server.port}, options=inetkit.Option.RESERVEDPORT, timeout=5)
+            connect("127.0.0.1", {echo_server.port}, options=inetkit.Option.RESERVEDPORT, timeout=5)
         except inetkit.InetError as exc:
             print(exc.code.name)
             print(exc)
