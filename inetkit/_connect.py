@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._connection import Connection
@@ -56,6 +56,9 @@ _UDP = Protocol.UDP
 _monotonic = time.monotonic
 #: The handle constructor, bound once: ``Connection._new`` would bind the classmethod on every attempt.
 _new_handle = Connection._new
+#: ``_tls.get_context`` once the first TLS or STARTTLS connect loaded it (`_context_getter`):
+#: a plain connect never loads TLS, and a function-level import costs on every connect.
+_get_context: Callable[..., ssl.SSLContext] | None = None
 
 
 def __getattr__(name: str) -> Any:
@@ -161,7 +164,19 @@ class _Record:
     readings kept here on first access (`trace`, which the handle calls).
     """
 
-    __slots__ = ("addresses", "ended", "handles", "plan", "private", "race", "raced", "resolved", "source")
+    __slots__ = (
+        "addresses",
+        "ended",
+        "handles",
+        "plan",
+        "private",
+        "race",
+        "raced",
+        "resolved",
+        "source",
+        "tls_handshake",
+        "total",
+    )
 
     def __init__(
         self,
@@ -182,6 +197,9 @@ class _Record:
         self.race = race
         self.ended: float | None = None  # when the connect failed (None: the winner's end)
         self.handles: dict[int, Connection] = {}  # attempt -> its handle
+        # Figures the handle notes before its trace exists (`HandleFace._note_times`).
+        self.tls_handshake: float | None = None
+        self.total: float | None = None
 
     def adopt(self, sock: Socket, attempt: int) -> None:
         """Build the handle of attempt ``attempt`` around its fresh socket (a `dial` hook)."""
@@ -231,18 +249,22 @@ class _Record:
             resolution = Resolution(source, ips, self.resolved)
         race = self.race
         attempts = [] if race is None else race.attempts()
-        ended = self.ended
-        if ended is None:  # the handle was complete when its attempt connected
-            ended = plan.started
-            for attempt in attempts:
-                if attempt.outcome == "connected" and attempt.duration is not None:
-                    ended += attempt.start + attempt.duration
+        total = self.total
+        if total is None:
+            ended = self.ended
+            if ended is None:  # the handle was complete when its attempt connected
+                ended = plan.started
+                for attempt in attempts:
+                    if attempt.outcome == "connected" and attempt.duration is not None:
+                        ended += attempt.start + attempt.duration
+            total = ended - plan.started
         return ConnectTrace(
             host=plan.host,
             port=plan.port,
             resolution=resolution,
             attempts=attempts,
-            total=ended - plan.started,
+            tls_handshake=self.tls_handshake,
+            total=total,
         )
 
 
@@ -294,17 +316,23 @@ def _tls_context(plan: Plan) -> tuple[ssl.SSLContext | None, bool]:
     Credentials are loaded and checked here, before any network I/O.
     """
     if plan.bits & _SECURE:
-        from ._tls import get_context
-
+        get_context = _get_context or _context_getter()
         return get_context(plan.credentials, plan.options, target=f"{plan.host} port {plan.port}"), True
     if plan.starttls is not None:
-        from ._tls import get_context
-
+        get_context = _get_context or _context_getter()
         # Bad credentials fail before the dialog starts; the upgrade logs any
         # weakening option when it uses the context.
         get_context(plan.credentials, plan.options, warn=False)
         return None, True
     return None, False
+
+
+def _context_getter() -> Callable[..., ssl.SSLContext]:
+    global _get_context
+    from ._tls import get_context
+
+    _get_context = get_context
+    return get_context
 
 
 def _secure(plan: Plan, conn: Connection, context: ssl.SSLContext | None) -> None:
@@ -325,7 +353,7 @@ def _secure(plan: Plan, conn: Connection, context: ssl.SSLContext | None) -> Non
             _secure_failed(plan, conn.trace, exc)
         raise
     conn._publish()
-    conn.trace.total = _monotonic() - plan.started
+    conn._note_times(total=_monotonic() - plan.started)
 
 
 def _secure_failed(plan: Plan, trace: ConnectTrace, exc: InetError) -> None:

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from ._core.plan import Plan
     from ._credentials import SecurityCredentials
     from ._handle import TraceSource
+    from ._tls import SecurityInfo
     from ._transport import Channel
 
 
@@ -76,6 +77,18 @@ MAX_DATAGRAM = 65527
 MAX_READY_PASSES = 1000
 
 _monotonic = time.monotonic
+#: ``_tls_io.start_tls`` once the first TLS handshake loaded it (`_tls_starter`):
+#: TLS is loaded only when used, and a function-level import costs on every use.
+_start_tls: Callable[..., tuple[Transport, SecurityInfo]] | None = None
+
+
+def _tls_starter() -> Callable[..., tuple[Transport, SecurityInfo]]:
+    global _start_tls
+    from ._tls_io import start_tls
+
+    _start_tls = start_tls
+    return start_tls
+
 _A = TypeVar("_A")
 _R = TypeVar("_R")
 _FREETHREAD = int(Option.FREETHREAD)
@@ -636,8 +649,7 @@ class Connection(HandleFace):
         TLS runs over the current transport: the socket's, or through an
         HTTPS proxy the TLS layer to the proxy (TLS inside TLS).
         """
-        from ._tls_io import start_tls  # TLS is loaded only when used
-
+        start_tls = _start_tls or _tls_starter()
         started = _monotonic()
         below = cast("Channel", self._transport)  # a PlainTransport, or the TLSTransport to a proxy
         try:
@@ -655,7 +667,7 @@ class Connection(HandleFace):
                 target=None if below is self._plain else self._target,
             )
         finally:
-            self.trace.tls_handshake = _monotonic() - started
+            self._note_times(tls_handshake=_monotonic() - started)
 
     # -- ending --------------------------------------------------------
 

@@ -413,6 +413,21 @@ class SecurityCredentials:
                 ErrorCode.INVALID_ARGUMENT,
             )
 
+    def __hash__(self) -> int:
+        # What the generated hash would be (every field), computed once per
+        # value: the context cache hashes its key on every TLS connect.
+        cached: int | None = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash(tuple(getattr(self, name) for name in self.__dataclass_fields__))
+            object.__setattr__(self, "_hash", cached)  # frozen: set once, by the class itself
+        return cached
+
+    def __getstate__(self) -> dict[str, object]:
+        # The cached hash stays behind: string hashes differ between processes.
+        state = dict(self.__dict__)
+        state.pop("_hash", None)
+        return state
+
     def __repr__(self) -> str:
         parts = []
         for name in self.__dataclass_fields__:

@@ -33,7 +33,13 @@ if TYPE_CHECKING:
     from ._types import Option
 
     class TraceSource(TypingProtocol):
-        """What builds a handle's `ConnectTrace` when it is first asked for (``_connect._Record``)."""
+        """What builds a handle's `ConnectTrace` when it is first asked for (``_connect._Record``).
+
+        It keeps the figures noted before the trace exists and puts them into it.
+        """
+
+        tls_handshake: float | None
+        total: float | None
 
         def trace(self) -> ConnectTrace: ...
 
@@ -122,6 +128,26 @@ class HandleFace:
             # The readings (and the plan and race they hang on) are not needed again.
             self._trace_source = None
         return trace
+
+    def _note_times(self, tls_handshake: float | None = None, total: float | None = None) -> None:
+        """Note the TLS handshake's and the whole connect's seconds in the trace.
+
+        Before the trace exists (nobody asked for it yet) they go to its
+        readings, which put them in when it is built: a connect that nobody
+        traces builds no trace objects.
+        """
+        trace = self._trace
+        noted: ConnectTrace | TraceSource
+        if trace is not None:
+            noted = trace
+        else:
+            source = self._trace_source
+            assert source is not None  # dropped only once the trace is built
+            noted = source
+        if tls_handshake is not None:
+            noted.tls_handshake = tls_handshake
+        if total is not None:
+            noted.total = total
 
     @property
     def is_secure(self) -> bool:

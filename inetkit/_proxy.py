@@ -139,7 +139,7 @@ class _ProxyRecord(_Record):
     def trace(self) -> ConnectTrace:
         trace = _with_phase(super().trace(), self.proxy, self.readings)
         ended = self.readings.ended
-        if ended is not None and self.ended is None:
+        if ended is not None and self.ended is None and self.total is None:
             trace.total = ended - self.plan.started
         return trace
 

@@ -122,6 +122,19 @@ class Plan:
 _new_plan = object.__new__
 
 
+#: `SecurityCredentials` once the first plan with credentials loaded it
+#: (`_credentials_class`): a function-level import costs on every connect.
+_CREDENTIALS: type[SecurityCredentials] | None = None
+
+
+def _credentials_class() -> type[SecurityCredentials]:
+    global _CREDENTIALS
+    from .._credentials import SecurityCredentials
+
+    _CREDENTIALS = SecurityCredentials
+    return SecurityCredentials
+
+
 def make_plan(
     host: object,
     port: object,
@@ -203,9 +216,7 @@ def make_plan(
         dialog = starttls
     creds: SecurityCredentials | None = None
     if credentials is not None:
-        from .._credentials import SecurityCredentials
-
-        if not isinstance(credentials, SecurityCredentials):
+        if not isinstance(credentials, _CREDENTIALS or _credentials_class()):
             raise TypeError(
                 f"credentials must be inetkit.SecurityCredentials, not {type(credentials).__name__}"
             )

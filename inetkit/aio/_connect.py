@@ -205,7 +205,7 @@ async def _secure(plan: Plan, conn: AsyncConnection, context: ssl.SSLContext | N
         if isinstance(exc, InetError):
             _secure_failed(plan, conn.trace, exc)
         raise
-    conn.trace.total = _monotonic() - plan.started
+    conn._note_times(total=_monotonic() - plan.started)
 
 
 async def _resolve(plan: Plan) -> tuple[str, Sequence[Address], float]:

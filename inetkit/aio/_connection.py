@@ -794,7 +794,7 @@ class AsyncConnection(HandleFace):
             )
         finally:
             self._reading = self._writing = False
-            self.trace.tls_handshake = _monotonic() - started
+            self._note_times(tls_handshake=_monotonic() - started)
 
     async def _run_dialog(self, name: str, deadline: float | None) -> object:
         """The STARTTLS dialog ``name`` inside connect, under its deadline; returns the dialog's result.

@@ -71,10 +71,20 @@ class TraceStub:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.calls = 0
+        # What the handle notes before the trace exists (HandleFace._note_times).
+        self.tls_handshake: float | None = None
+        self.total: float | None = None
 
     def trace(self) -> ConnectTrace:
         self.calls += 1
-        return ConnectTrace(host=self.plan.host, port=self.plan.port, resolution=None, attempts=[], total=0.0)
+        return ConnectTrace(
+            host=self.plan.host,
+            port=self.plan.port,
+            resolution=None,
+            attempts=[],
+            tls_handshake=self.tls_handshake,
+            total=0.0 if self.total is None else self.total,
+        )
 
 
 def plan_for(
