@@ -41,7 +41,7 @@ import time
 
 from ._errors import CancelledError, ErrorCode, InetError, InetTimeoutError, OwnershipError
 
-__all__ = ["Guard", "Waiter", "describe_handle"]
+__all__ = ["Guard", "Waiter", "describe_handle", "wait_private"]
 
 #: How long `close` waits for blocked calls on other threads to leave after
 #: waking them. They leave within microseconds of the wake-up; the bound only
@@ -323,6 +323,37 @@ class Guard:
             raise CancelledError(f"{self.describe}: the call was cancelled", ErrorCode.CANCELLED)
 
 
+def _poll_timeout(deadline: float | None) -> int | None:
+    """``poll``'s timeout in milliseconds for ``deadline`` (None: no deadline)."""
+    if deadline is None:
+        return None
+    # Round up: poll() with a truncated timeout would wake early and spin.
+    # Clamp: poll() takes a C int; a far deadline takes rounds (the clamp
+    # comes before "* 1000": 1e308 * 1000 is inf).
+    remaining = min(deadline - time.monotonic(), _MAX_POLL_SECONDS)
+    return min(MAX_POLL_MS, max(0, math.ceil(remaining * 1000)))
+
+
+def wait_private(fd: int, events: int, deadline: float | None) -> bool:
+    """Wait for ``events`` on ``fd`` while connect still holds the handle; False at the deadline.
+
+    Inside connect (TLS handshake, STARTTLS dialog) no other thread has the
+    handle yet, so nothing can cancel or close it: no wake-up descriptor
+    (its creation and closing would cost every TLS connect two system
+    calls) and no `Waiter` (an idle handle would hold one for nothing).
+    """
+    poll = select.poll()
+    poll.register(fd, events)
+    while True:
+        try:
+            if poll.poll(_poll_timeout(deadline)):
+                return True
+        except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+            continue
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+
+
 class Waiter:
     """Blocks until a socket is ready in one direction, a deadline, or a wake-up.
 
@@ -352,32 +383,17 @@ class Waiter:
         """
         guard = self._guard
         if guard.private:
-            # Inside connect (TLS handshake, STARTTLS dialog) no other thread
-            # has the handle yet, so nothing can cancel or close it: skip the
-            # wake-up descriptor, whose creation and closing would cost every
-            # TLS connect two system calls. The poll object is not kept: an
-            # idle handle would hold it for nothing (a few hundred bytes each).
-            poll = select.poll()
-            poll.register(self._sock_fd, self._events)
-        elif self._poll is not None:
-            poll = self._poll
-        else:
+            return wait_private(self._sock_fd, self._events, deadline)
+        poll = self._poll
+        if poll is None:
             self._wake_fd = guard.wake_descriptor()
             poll = self._poll = select.poll()
             poll.register(self._sock_fd, self._events)
             poll.register(self._wake_fd, _POLL_WAKE)
         guard.check_interrupt()
         while True:
-            if deadline is None:
-                timeout_ms = None
-            else:
-                # Round up: poll() with a truncated timeout would wake early and
-                # spin. Clamp: poll() takes a C int; a far deadline takes rounds.
-                # (the clamp comes before "* 1000": 1e308 * 1000 is inf).
-                remaining = min(deadline - time.monotonic(), _MAX_POLL_SECONDS)
-                timeout_ms = min(MAX_POLL_MS, max(0, math.ceil(remaining * 1000)))
             try:
-                events = poll.poll(timeout_ms)
+                events = poll.poll(_poll_timeout(deadline))
             except InterruptedError:  # pragma: no cover - PEP 475 retries for us
                 continue
             if not events:

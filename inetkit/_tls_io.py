@@ -128,15 +128,6 @@ class TLSTransport:
 
     # -- moving bytes between the socket and the engine ----------------
 
-    def _feed(self, deadline: float | None, size: int = RECV_SIZE) -> None:
-        """Receive from the socket (waiting) into the engine; the end of stream too."""
-        data = self.raw.recv(size, deadline)
-        with self._lock:
-            if data:
-                self.engine.receive(data)
-            else:
-                self.engine.receive_eof()
-
     def _feed_nowait(self) -> bool:
         """Move what the kernel already holds into the engine; True if anything came."""
         data = self.raw.recv_nowait(RECV_SIZE)
@@ -210,28 +201,38 @@ class TLSTransport:
     # -- handshake -----------------------------------------------------
 
     def handshake(self, deadline: float | None) -> None:
-        """Run the handshake to its end within ``deadline`` (no other thread has the transport yet)."""
+        """Run the handshake to its end within ``deadline``.
+
+        No other thread has the transport yet (connect or `enable_security`
+        holds it), so the engine is driven without its locks and its output
+        goes straight to the layer below.
+        """
         engine = self.engine
-        while True:
-            try:
-                done = engine.handshake(_monotonic())
-            except SecurityError:
-                with self._send:
+        raw = self.raw
+        try:
+            while True:
+                try:
+                    done = engine.handshake(_monotonic())
+                except SecurityError:
                     self._drain_nowait()  # best effort: our alert tells the server why
-                raise
-            try:
-                with self._send:
-                    self._drain(deadline)
+                    raise
+                data = engine.data_to_send()
+                if data:
+                    raw.sendall(memoryview(data), deadline)
                 if done:
                     return
                 # The answer is a round trip away: wait first instead of a
                 # receive that would only fail with EAGAIN (an exception and
                 # a system call, and with many threads a trip through the GIL).
-                if not self.raw.wait_readable(deadline):
+                if not raw.wait_readable(deadline):
                     raise self._handshake_timeout()
-                self._feed(deadline, HANDSHAKE_RECV_SIZE)
-            except InetTimeoutError as exc:
-                raise self._handshake_timeout() from exc
+                data = raw.recv(HANDSHAKE_RECV_SIZE, deadline)
+                if data:
+                    engine.receive(data)
+                else:
+                    engine.receive_eof()
+        except InetTimeoutError as exc:
+            raise self._handshake_timeout() from exc
 
     def _handshake_timeout(self) -> InetTimeoutError:
         return handshake_timeout(self.target)

@@ -20,15 +20,18 @@ inside TLS, through an HTTPS proxy).
 from __future__ import annotations
 
 import _socket
+import select
 import socket
 from collections.abc import Callable
 from typing import Protocol as TypingProtocol
 from typing import TypeVar
 
 from ._errors import ErrorCode, InetError, InetTimeoutError, translate_os_error
-from ._ownership import Guard, Waiter
+from ._ownership import Guard, Waiter, wait_private
 
 __all__ = ["Channel", "PlainTransport", "Transport"]
+
+_POLLIN = select.POLLIN
 
 _A = TypeVar("_A")
 _R = TypeVar("_R")
@@ -194,6 +197,8 @@ class PlainTransport:
 
     def wait_readable(self, deadline: float | None) -> bool:
         """Wait until the socket is readable; False when ``deadline`` passed first."""
+        if self.guard.private:  # inside connect: no Waiter kept (see `wait_private`)
+            return wait_private(self.sock.fileno(), _POLLIN, deadline)
         return self.read_waiter.wait(deadline)
 
     def fileno(self) -> int:
