@@ -484,11 +484,14 @@ class Connection(HandleFace):
         On UDP, ``data`` is one datagram. A failure part-way raises with
         ``bytes_sent`` set.
         """
-        if isinstance(data, str):
-            raise TypeError("write() takes bytes-like data, not str; encode it or use write_line()")
-        view = memoryview(data)
-        if view.format != "B" or view.ndim != 1 or not view.c_contiguous:
-            view = memoryview(view.tobytes()) if not view.c_contiguous else view.cast("B")
+        if type(data) is bytes:  # the common case: one-dimensional unsigned bytes by definition
+            view = memoryview(data)
+        else:
+            if isinstance(data, str):
+                raise TypeError("write() takes bytes-like data, not str; encode it or use write_line()")
+            view = memoryview(data)
+            if view.format != "B" or view.ndim != 1 or not view.c_contiguous:
+                view = memoryview(view.tobytes()) if not view.c_contiguous else view.cast("B")
         guard = self._guard
         guard.enter()
         try:
