@@ -33,13 +33,6 @@ ROWS = (
     "tls connects, 32 threads: rss per conn",
     "import inetkit vs import socket, ssl",
     "import + first connect",
-    # inetkit.aio against asyncio's streams (--quick sizes name the counts)
-    "aio connect+close 127.0.0.1",
-    "aio tls full handshake",
-    "aio read_line asyncio (vs readline)",
-    "aio tls bulk receive asyncio (vs read)",
-    "aio 64 tls connects at once: time",
-    "aio 64 tls connects at once: rss",
     # through a local CONNECT proxy against the same connect direct
     "connect+close via http:// proxy",
     "  client cpu per connect+close",
@@ -49,6 +42,13 @@ ROWS = (
     "TLS in TLS bulk send via https://",
     "TLS in TLS bulk receive via https://",
     "  client cpu per MB received",
+    # inetkit.aio against asyncio's streams (--quick sizes name the counts)
+    "aio connect+close 127.0.0.1",
+    "aio tls full handshake",
+    "aio read_line asyncio (vs readline)",
+    "aio tls bulk receive asyncio (vs read)",
+    "aio 64 tls connects at once: time",
+    "aio 64 tls connects at once: rss",
 )
 #: The reference printed after the TLS bulk rows (a figure or a reason to skip it).
 REFERENCE = "openssl speed aes-128-gcm 16 KiB"
