@@ -21,11 +21,11 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ._connection import Connection
 from ._core.plan import Plan, dialog_names, make_plan
-from ._core.race import Address, Race
+from ._core.race import Address, Race, attempts_of
 from ._dialer import CONNECTION_ATTEMPT_DELAY, Socket, dial
 from ._errors import ErrorCode, InetError, InvalidArgumentError, translate_os_error
 from ._log import DEBUG, logger
@@ -56,6 +56,8 @@ _UDP = Protocol.UDP
 _monotonic = time.monotonic
 #: The handle constructor, bound once: ``Connection._new`` would bind the classmethod on every attempt.
 _new_handle = Connection._new
+#: What a settled `_Record` holds instead of its handles (none: the connect is over).
+_SETTLED: Final[dict[int, Any]] = {}
 #: ``_tls.get_context`` once the first TLS or STARTTLS connect loaded it (`_context_getter`):
 #: a plain connect never loads TLS, and a function-level import costs on every connect.
 _get_context: Callable[..., ssl.SSLContext] | None = None
@@ -162,21 +164,31 @@ class _Record:
     The trace (a resolution record, one `Attempt` per address) costs several
     objects that most callers never look at, so it is built from the
     readings kept here on first access (`trace`, which the handle calls).
+    Once the connect is over, `settle` lets go of what only the connect
+    needed (the plan, the race, the handles): a held handle keeps this
+    record until its trace is built, so it should cost no more than a trace.
     """
 
     __slots__ = (
         "addresses",
         "ended",
         "handles",
+        "host",
+        "log",
+        "log_started",
         "plan",
+        "port",
         "private",
         "race",
         "raced",
         "resolved",
         "source",
+        "started",
         "tls_handshake",
         "total",
     )
+
+    plan: Plan | None
 
     def __init__(
         self,
@@ -189,6 +201,11 @@ class _Record:
         race: Race | None,
     ) -> None:
         self.plan = plan
+        self.host = plan.host
+        self.port = plan.port
+        self.started = plan.started
+        self.log: Sequence[list[Any]] = ()  # the race's readings once settled (`Race.log`)
+        self.log_started = plan.started  # when the race began (through a proxy: after the proxy's lookup)
         self.private = private
         self.source = source  # where the addresses came from (None: resolution failed)
         self.addresses = addresses  # all of them, in race order
@@ -205,11 +222,14 @@ class _Record:
         """Build the handle of attempt ``attempt`` around its fresh socket (a `dial` hook)."""
         # (ip, port): an IPv4 sockaddr is that tuple itself (slicing all of a tuple returns it).
         remote = self.raced[attempt][1][:2]
-        self.handles[attempt] = _new_handle(sock, remote, self.plan, self, self.private)
+        plan = self.plan
+        assert plan is not None  # settled only after the race
+        self.handles[attempt] = _new_handle(sock, remote, plan, self, self.private)
 
     def prepare(self, sock: Socket, family: int) -> None:
         """Set the plan's socket options and bind its local address on a fresh socket (a `dial` hook)."""
         plan = self.plan
+        assert plan is not None  # settled only after the race
         bits = plan.bits
         apply_socket_options(sock, bits, plan.protocol, plan.keepalive)
         local = plan.local
@@ -234,6 +254,16 @@ class _Record:
             handle._abandon()
         self.handles.clear()
 
+    def settle(self) -> None:
+        """The connect succeeded: keep only the readings the trace is built from."""
+        race = self.race
+        if race is not None:
+            self.log = race.log
+            self.log_started = race.started
+            self.race = None
+        self.plan = None
+        self.handles = _SETTLED
+
     def failed(self) -> ConnectTrace:
         """The trace of a connect that failed now."""
         self.ended = _monotonic()
@@ -241,26 +271,29 @@ class _Record:
 
     def trace(self) -> ConnectTrace:
         """The `ConnectTrace` of what the readings say (built on each call; the handle keeps one)."""
-        plan = self.plan
         source = self.source
         resolution = None
         if source is not None:
             ips = [str(sockaddr[0]) for _, sockaddr in self.addresses]
             resolution = Resolution(source, ips, self.resolved)
         race = self.race
-        attempts = [] if race is None else race.attempts()
+        started = self.started
+        if race is not None:
+            attempts = race.attempts()
+        else:
+            attempts = attempts_of(self.log, self.raced, self.log_started)
         total = self.total
         if total is None:
             ended = self.ended
             if ended is None:  # the handle was complete when its attempt connected
-                ended = plan.started
+                ended = started
                 for attempt in attempts:
                     if attempt.outcome == "connected" and attempt.duration is not None:
                         ended += attempt.start + attempt.duration
-            total = ended - plan.started
+            total = ended - started
         return ConnectTrace(
-            host=plan.host,
-            port=plan.port,
+            host=self.host,
+            port=self.port,
             resolution=resolution,
             attempts=attempts,
             tls_handshake=self.tls_handshake,
@@ -307,6 +340,7 @@ def run(plan: Plan) -> Connection:
         record.abandon()
     if private:
         _secure(plan, conn, context)
+    record.settle()
     return conn
 
 

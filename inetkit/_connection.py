@@ -89,6 +89,7 @@ def _tls_starter() -> Callable[..., tuple[Transport, SecurityInfo]]:
     _start_tls = start_tls
     return start_tls
 
+
 _A = TypeVar("_A")
 _R = TypeVar("_R")
 _FREETHREAD = int(Option.FREETHREAD)

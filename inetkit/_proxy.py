@@ -140,7 +140,7 @@ class _ProxyRecord(_Record):
         trace = _with_phase(super().trace(), self.proxy, self.readings)
         ended = self.readings.ended
         if ended is not None and self.ended is None and self.total is None:
-            trace.total = ended - self.plan.started
+            trace.total = ended - self.started
         return trace
 
 
@@ -319,6 +319,7 @@ def run_proxied(plan: Plan) -> Connection:
     else:
         readings.ended = _monotonic()  # the trace, if it is ever asked for, ends here
         conn._publish()
+    record.settle()
     return conn
 
 

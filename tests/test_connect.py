@@ -239,6 +239,22 @@ def test_localhost_through_the_resolver(echo_server: Server) -> None:
         assert conn.trace.resolution.source in ("system_hosts", "dns")
 
 
+def test_a_held_handle_keeps_readings_not_the_connect(echo_server: Server) -> None:
+    # Until its trace is asked for, a handle keeps the connect's readings, but
+    # not what only the connect needed (the plan, the race, the attempt handles).
+    with inetkit.connect("127.0.0.1", echo_server.port, timeout=5) as conn:
+        readings = conn._trace_source
+        assert readings is not None
+        assert (readings.plan, readings.race, readings.handles) == (None, None, {})  # type: ignore[attr-defined]
+        trace = conn.trace
+        assert trace.host == "127.0.0.1" and trace.port == echo_server.port
+        assert trace.resolution is not None and trace.resolution.addresses == ["127.0.0.1"]
+        (attempt,) = trace.attempts
+        assert attempt.outcome == "connected" and attempt.start >= 0.0 and attempt.duration is not None
+        assert trace.total is not None and trace.total >= attempt.start + attempt.duration - 1e-9
+        assert conn._trace_source is None  # the readings go once the trace is built
+
+
 def test_overrides_and_unicode_names(echo_server: Server) -> None:
     resolver = inetkit.Resolver(overrides={"bücher.test": "127.0.0.1"}, system_hosts=False, dns=False)
     with inetkit.connect("Bücher.TEST", echo_server.port, resolver=resolver, timeout=5) as conn:

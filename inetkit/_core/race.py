@@ -72,6 +72,7 @@ __all__ = [
     "Step",
     "Wait",
     "Won",
+    "attempts_of",
     "describe_target",
     "where",
 ]
@@ -190,6 +191,22 @@ def _reason(error: BaseException | None) -> str:
 
 
 # -- the machine -----------------------------------------------------------------
+
+
+def attempts_of(log: Sequence[list[Any]], addresses: Sequence[Address], started: float) -> list[Attempt]:
+    """The `Attempt` records of a race's `Race.log` over ``addresses``, the race having begun at ``started``.
+
+    A finished race's readings are kept instead of the race itself (or the
+    records) by a handle whose trace nobody has asked for yet.
+    """
+    records = []
+    for index, (start, end, outcome, error) in enumerate(log):
+        family, sockaddr = addresses[index]
+        duration = None if end is None else end - start
+        records.append(
+            Attempt(str(sockaddr[0]), sockaddr[1], family, start - started, duration, outcome, error)
+        )
+    return records
 
 
 class Race:
@@ -338,16 +355,14 @@ class Race:
         """How many attempts are in flight."""
         return self._running
 
+    @property
+    def log(self) -> list[list[Any]]:
+        """The raw readings: ``[started, ended, outcome, error]`` per started attempt (see `attempts_of`)."""
+        return self._log
+
     def attempts(self) -> list[Attempt]:
         """The trace: one `Attempt` per started attempt, most preferred first (built on each call)."""
-        records = []
-        for index, (start, end, outcome, error) in enumerate(self._log):
-            family, sockaddr = self._addresses[index]
-            duration = None if end is None else end - start
-            records.append(
-                Attempt(str(sockaddr[0]), sockaddr[1], family, start - self.started, duration, outcome, error)
-            )
-        return records
+        return attempts_of(self._log, self._addresses, self.started)
 
     # -- the verdict -----------------------------------------------------------------
 

@@ -190,6 +190,7 @@ async def run(plan: Plan) -> AsyncConnection:
         raise
     if private:
         await _secure(plan, conn, context)
+    record.settle()
     return conn
 
 

@@ -142,6 +142,7 @@ async def run_proxied(plan: Plan) -> AsyncConnection:
         await _secure(plan, conn, contexts.context)
     else:
         readings.ended = _monotonic()  # the trace, if it is ever asked for, ends here
+    record.settle()
     return conn
 
 
