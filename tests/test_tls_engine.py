@@ -19,6 +19,7 @@ from conftest import Server, open_fds
 
 import inetkit
 from inetkit import ErrorCode, Option, SecurityCredentials
+from inetkit._core import tls_engine
 from inetkit._core.tls_engine import MAX_RECORD, SEND_SLICE, WANT_READ, TLSEngine
 from inetkit._tls import get_context
 
@@ -808,6 +809,33 @@ def test_engine_close_notify_goes_out(pair: tuple[TLSEngine, Peer]) -> None:
     engine.close_notify()
     to_server(engine, peer)
     assert peer.obj.read(10) == b""  # the server sees a clean end
+
+
+@pytest.mark.parametrize("c_level", [True, False], ids=["C object", "public SSLObject"])
+def test_engine_over_either_kind_of_tls_object(
+    pki: PKI, client_context: ssl.SSLContext, monkeypatch: pytest.MonkeyPatch, c_level: bool
+) -> None:
+    # The engine drives the C-level object behind ssl.SSLObject; an ssl module
+    # without SSLContext._wrap_bio gets the public SSLObject, with the same results.
+    monkeypatch.setattr(tls_engine, "_C_LEVEL", c_level)
+    engine = TLSEngine(client_context, "localhost", target=TARGET)
+    assert isinstance(engine._obj, ssl.SSLObject) is not c_level
+    peer = Peer(pki.servers["valid"].context())
+    handshake(engine, peer)
+    assert engine.version == "TLSv1.3" and engine.session_reused is False
+    der = engine.peer_der()
+    assert der is not None and der[:1] == b"\x30"  # the server's certificate, DER (a SEQUENCE)
+    info = engine.security_info(engine)
+    assert info.peer_certificate is not None and info.peer_certificate.common_name == "localhost"
+    assert engine.write(memoryview(b"ping"), 0) == 4
+    to_server(engine, peer)
+    assert peer.read_all() == b"ping"
+    peer.obj.write(b"pong")
+    to_client(peer, engine)
+    assert read_everything(engine) == b"pong"
+    engine.close_notify()
+    to_server(engine, peer)
+    assert peer.obj.read(10) == b""  # a clean end
 
 
 def test_engine_gives_bytes_that_are_not_records_to_openssl(pair: tuple[TLSEngine, Peer]) -> None:

@@ -1,4 +1,4 @@
-"""The TLS engine: one `ssl.SSLObject` over two `ssl.MemoryBIO`, and no I/O.
+"""The TLS engine: one OpenSSL connection (`ssl.SSLObject`'s C object) over two `ssl.MemoryBIO`, and no I/O.
 
 Theory of operation
 -------------------
@@ -65,7 +65,7 @@ from __future__ import annotations
 import ssl
 import struct
 import sys
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
 from .._errors import InetError, SecurityError
 from .._tls.certinfo import DerSource, SecurityInfo
@@ -97,6 +97,59 @@ _unpack_header = struct.Struct(">BBxH").unpack_from
 #: largest size for the connection's life; 512 bytes at a time keep that
 #: small, for about one extra handshake step (2 us) per kilobyte received.
 HANDSHAKE_PIECE: Final = 512
+
+#: ``SSLContext._wrap_bio``, the C-level constructor behind ``wrap_bio``: its
+#: object is what `ssl.SSLObject` forwards every call to. The engine talks
+#: to it directly: no Python frame per call (a handshake step, a record read
+#: or written), and no ``SSLObject`` instance with its ``__dict__`` (about
+#: 340 bytes) per handle. Without it (another implementation of `ssl`), the
+#: engine uses the public ``wrap_bio``, whose object answers the same calls,
+#: except that `_shutdown` is its ``unwrap``.
+_C_LEVEL: Final = hasattr(ssl.SSLContext, "_wrap_bio")
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class TLSObject(Protocol):
+        """What the engine calls on OpenSSL's connection (the C object, or an `ssl.SSLObject`)."""
+
+        session: ssl.SSLSession | None
+
+        @property
+        def session_reused(self) -> bool: ...
+        def do_handshake(self) -> None: ...
+        def read(self, len: int = ..., buffer: Any = ...) -> Any: ...
+        def write(self, data: Any, /) -> int: ...
+        def pending(self) -> int: ...
+        def cipher(self) -> tuple[str, str, int] | None: ...
+        def version(self) -> str | None: ...
+        def selected_alpn_protocol(self) -> str | None: ...
+        def getpeercert(self, binary_form: bool, /) -> Any: ...
+
+
+def _wrap(
+    context: ssl.SSLContext,
+    incoming: ssl.MemoryBIO,
+    outgoing: ssl.MemoryBIO,
+    hostname: str,
+    session: ssl.SSLSession | None,
+) -> TLSObject:
+    """A client connection over the two BIOs (``hostname``, ASCII: SNI and the name checked)."""
+    if _C_LEVEL:
+        return context._wrap_bio(  # type: ignore[attr-defined,no-any-return]
+            incoming, outgoing, server_side=False, server_hostname=hostname, session=session
+        )
+    # As ASCII bytes, which ssl decodes as they are (a str would go through the idna codec).
+    return context.wrap_bio(incoming, outgoing, server_hostname=hostname.encode("ascii"), session=session)
+
+
+def _shutdown(obj: TLSObject) -> None:
+    """Queue our close_notify: ``shutdown`` on the C object, ``unwrap`` on an `ssl.SSLObject`."""
+    if _C_LEVEL:
+        obj.shutdown()  # type: ignore[attr-defined]
+    else:
+        obj.unwrap()  # type: ignore[attr-defined]
+
 
 _EMPTY = memoryview(b"")
 #: One string per protocol name: every handle shares it.
@@ -143,12 +196,10 @@ class TLSEngine:
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
         # server_hostname drives both SNI (names only) and hostname/IP checks.
-        # As ASCII bytes: ``server_name`` is already an A-label or an IP
-        # literal, and a ``str`` would go through the idna codec again
-        # (Python code, about 1.1 us per connect); ssl decodes bytes as ASCII.
-        hostname = server_name.encode("ascii") if server_name.isascii() else server_name
-        incoming, outgoing = self._incoming, self._outgoing
-        self._obj = context.wrap_bio(incoming, outgoing, server_hostname=hostname, session=session)
+        # ``server_name`` is already an A-label or an IP literal: the C object
+        # takes it as it is (``wrap_bio`` would run it through the idna codec
+        # again, Python code costing about a microsecond per connect).
+        self._obj = _wrap(context, self._incoming, self._outgoing, server_name, session)
         self.target = target
         self.credentials_given = credentials_given
         self._done = False
@@ -270,7 +321,7 @@ class TLSEngine:
             self._peeked = b""
             # Already decrypted plaintext: read without touching the records.
             extra = min(obj.pending(), size - 1)
-            return 1 + (obj.read(extra, view[1:]) if extra else 0)  # type: ignore[operator]
+            return 1 + (obj.read(extra, view[1:]) if extra else 0)
         if self._failure is not None:
             raise self._failure.with_traceback(None)
         if self.ended:
@@ -280,7 +331,7 @@ class TLSEngine:
                 return WANT_READ
             try:
                 # With a buffer, SSLObject.read returns the count (typeshed says bytes).
-                count: int = obj.read(size, view)  # type: ignore[assignment]
+                count: int = obj.read(size, view)
                 break
             except ssl.SSLWantReadError:
                 continue  # those records were not application data (tickets): the next ones
@@ -298,7 +349,7 @@ class TLSEngine:
         incoming = self._incoming
         while count < size and (incoming.pending or self._give_records()):
             try:
-                more: int = obj.read(size - count, view[count:])  # type: ignore[assignment]
+                more: int = obj.read(size - count, view[count:])
             except ssl.SSLWantReadError:
                 break  # a record that was not application data (a ticket)
             except ssl.SSLError as exc:
@@ -526,7 +577,7 @@ class TLSEngine:
     def close_notify(self) -> None:
         """Queue our close_notify (we do not wait for the server's)."""
         try:
-            self._obj.unwrap()
+            _shutdown(self._obj)
         except (ssl.SSLWantReadError, ssl.SSLZeroReturnError, ssl.SSLEOFError):
             pass  # ours is queued; the server's has not come (or never will)
         except ssl.SSLError:
@@ -554,7 +605,8 @@ class TLSEngine:
 
     def peer_der(self) -> bytes | None:
         """The server's certificate, DER, or None when it sent none."""
-        return self._obj.getpeercert(binary_form=True)
+        der: bytes | None = self._obj.getpeercert(True)
+        return der
 
     def security_info(self, peer_der: bytes | DerSource | None) -> SecurityInfo:
         """What the handshake settled; ``peer_der`` is the certificate or what fetches it later."""
