@@ -2,7 +2,7 @@
 
 Usage::
 
-    python3 benchmarks/run.py                 # full run (3-4 minutes on 2 quiet cores)
+    python3 benchmarks/run.py                 # full run (about 5 minutes on 2 quiet cores)
     python3 benchmarks/run.py --quick         # every row at tiny sizes (the test suite uses it)
     python3 benchmarks/run.py --only lines,tls-connect
     python3 benchmarks/run.py --json out.json # every row as JSON too (``--json`` alone: stdout)
