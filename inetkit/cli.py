@@ -99,6 +99,10 @@ UDP_QUIET_CHECK = UDP_QUIET / 10
 #: Seconds ``connect`` gives its closing TLS close_notify: the handle has no
 #: I/O timeout while interactive, and ending must not wait on a stuck peer.
 CLOSE_TIMEOUT = 5.0
+#: How long a failed half-close at the end of the input waits for the reader:
+#: a peer that reset the connection first makes the half-close fail with
+#: NOT_CONNECTED, and the reader's CONNECTION_RESET says what happened.
+SHUTDOWN_GRACE = 1.0
 #: Seconds in a day, for a certificate's days left.
 SECONDS_PER_DAY = 86400
 
@@ -684,8 +688,16 @@ class _Session:
             self.input_end = time.monotonic()
             self.input_ended.set()
             if self.conn.protocol is Protocol.TCP:
-                self.conn.shutdown()
+                self._half_close()
         except (InetError, OSError) as exc:
+            self.fail(exc)
+
+    def _half_close(self) -> None:
+        try:
+            self.conn.shutdown()
+        except (InetError, OSError) as exc:
+            # Reported only when the reader has no error of its own (see SHUTDOWN_GRACE).
+            self.done.wait(SHUTDOWN_GRACE)
             self.fail(exc)
 
     def _write(self, data: bytes) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import io
 import json
 import math
 import os
@@ -684,6 +685,45 @@ def test_connect_reset_by_peer_exits_1(make_server: Callable[..., Server]) -> No
             process.communicate()
     assert process.returncode == 1, err
     assert b"CONNECTION_RESET" in err
+
+
+def test_connect_reports_the_reset_when_the_half_close_comes_after_it(
+    make_server: Callable[..., Server],
+) -> None:
+    # The peer resets the connection before the input ends: the half-close then
+    # fails with NOT_CONNECTED, but what happened is the reset, which the reader sees.
+    def reset(sock: socket.socket) -> None:
+        sock.recv(1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    server = make_server(reset)
+    conn = inetkit.connect("127.0.0.1", server.port, options=inetkit.Option.FREETHREAD, timeout=COMMAND_LIMIT)
+    session = cli._Session(conn, io.BytesIO(), False)
+    read_end, write_end = os.pipe()
+    try:
+        # The writer alone first (the reader is late, as when the GIL keeps it
+        # waiting): its line goes out and the reset comes back before the input
+        # ends, so its half-close fails.
+        writer = threading.Thread(target=session.send, args=(read_end,))
+        writer.start()
+        os.write(write_end, b"x\n")
+        time.sleep(0.3)
+        os.close(write_end)
+        write_end = -1
+        time.sleep(0.3)
+        assert not session.done.is_set()  # the failed half-close waits for the reader
+        reader = threading.Thread(target=session.receive)
+        reader.start()
+        reader.join(COMMAND_LIMIT)
+        writer.join(COMMAND_LIMIT)
+        assert not reader.is_alive() and not writer.is_alive()
+    finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
+        conn.close()
+    assert isinstance(session.error, inetkit.InetError)
+    assert session.error.code is inetkit.ErrorCode.CONNECTION_RESET, session.error
 
 
 def test_connect_on_a_terminal_sends_each_typed_line(make_server: Callable[..., Server]) -> None:
