@@ -89,6 +89,25 @@ async def counted(action: Callable[[], Coroutine[Any, Any, object]]) -> tuple[in
     return await settled(fds) - fds, len(asyncio.all_tasks()) - tasks, watched() - callbacks
 
 
+async def steady_fds(window: float = 0.1, limit: float = 5.0) -> int:
+    """The descriptor count once it has not changed for ``window`` seconds (bounded wait).
+
+    Taken before a measurement that follows a blocking connect to an
+    in-process server: that server may still be closing its end.
+    """
+    end = time.monotonic() + limit
+    count = open_fds()
+    stable_since = time.monotonic()
+    while time.monotonic() < end:
+        await asyncio.sleep(0.02)
+        now_count = open_fds()
+        if now_count != count:
+            count, stable_since = now_count, time.monotonic()
+        elif time.monotonic() - stable_since >= window:
+            break
+    return count
+
+
 async def settled(expected: int, limit: float = 5.0) -> int:
     """The descriptor count once in-process server threads have closed their ends (bounded wait)."""
     end = time.monotonic() + limit
@@ -163,7 +182,7 @@ def test_bad_arguments_fail_as_in_the_blocking_connect(kwargs: dict[str, Any], a
     assert isinstance(blocking, TypeError | inetkit.InvalidArgumentError)
 
     async def main() -> tuple[BaseException, int]:
-        before = open_fds()
+        before = await steady_fds()  # the blocking connect's server end may still be closing
         error = await async_error(**kwargs)
         return error, await settled(before) - before
 

@@ -9,7 +9,7 @@ from typing import Any
 import certs
 import pytest
 from aio_connect_support import Run, loop_fixture
-from conftest import Server, open_fds, silent_listener
+from conftest import Server, silent_listener
 from test_aio_connect import (
     assert_same_error,
     async_error,
@@ -17,6 +17,7 @@ from test_aio_connect import (
     cancelled_after,
     counted,
     settled,
+    steady_fds,
 )
 from test_starttls import SMTPServer, smtp_server, trust
 
@@ -59,7 +60,7 @@ def test_starttls_not_offered_parity(
     blocking = blocking_error("localhost", server.port, starttls="smtp", credentials=trust(pki), timeout=5)
 
     async def main() -> tuple[BaseException, int]:
-        before = open_fds()
+        before = await steady_fds()  # the blocking connect's server end may still be closing
         error = await async_error(
             "localhost", server.port, starttls="smtp", credentials=trust(pki), timeout=5
         )
