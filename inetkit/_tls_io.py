@@ -225,14 +225,15 @@ class TLSTransport:
                 # receive that would only fail with EAGAIN (an exception and
                 # a system call, and with many threads a trip through the GIL).
                 if not raw.wait_readable(deadline):
-                    raise self._handshake_timeout()
+                    break
                 data = raw.recv(HANDSHAKE_RECV_SIZE, deadline)
                 if data:
                     engine.receive(data)
                 else:
                     engine.receive_eof()
-        except InetTimeoutError as exc:
+        except InetTimeoutError as exc:  # a send or receive below ran out of time
             raise self._handshake_timeout() from exc
+        raise self._handshake_timeout()  # the server's answer did not come in time
 
     def _handshake_timeout(self) -> InetTimeoutError:
         return handshake_timeout(self.target)

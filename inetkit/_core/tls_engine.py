@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 The engine is trio's ``SSLStream._retry`` without the stream: every step is
-one call into the `SSLObject`, and its result says exactly what I/O the
+one call into OpenSSL's connection, and its result says exactly what I/O the
 driver has to do next. Bytes the server sent go in with `receive` (or
 `receive_eof` when the TCP stream ended); bytes for the server come out of
 `data_to_send`. The steps:
@@ -113,7 +113,7 @@ HANDSHAKE_PIECE: Final = 1024
 _C_LEVEL: Final = hasattr(ssl.SSLContext, "_wrap_bio")
 
 if TYPE_CHECKING:
-    from typing import Protocol
+    from typing import Literal, Protocol
 
     class TLSObject(Protocol):
         """What the engine calls on OpenSSL's connection (the C object, or an `ssl.SSLObject`)."""
@@ -129,7 +129,7 @@ if TYPE_CHECKING:
         def cipher(self) -> tuple[str, str, int] | None: ...
         def version(self) -> str | None: ...
         def selected_alpn_protocol(self) -> str | None: ...
-        def getpeercert(self, binary_form: bool, /) -> Any: ...
+        def getpeercert(self, binary_form: Literal[True], /) -> bytes | None: ...
 
 
 def _wrap(
@@ -335,7 +335,7 @@ class TLSEngine:
             if not self._ready():
                 return WANT_READ
             try:
-                # With a buffer, SSLObject.read returns the count (typeshed says bytes).
+                # With a buffer, read returns the count.
                 count: int = obj.read(size, view)
                 break
             except ssl.SSLWantReadError:
@@ -610,8 +610,7 @@ class TLSEngine:
 
     def peer_der(self) -> bytes | None:
         """The server's certificate, DER, or None when it sent none."""
-        der: bytes | None = self._obj.getpeercert(True)
-        return der
+        return self._obj.getpeercert(True)
 
     def security_info(self, peer_der: bytes | DerSource | None) -> SecurityInfo:
         """What the handshake settled; ``peer_der`` is the certificate or what fetches it later."""
