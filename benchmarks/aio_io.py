@@ -74,7 +74,7 @@ def _opener(port: int, options: Option, credentials: SecurityCredentials | None)
 
         plan = make_plan(
             "127.0.0.1", port, Protocol.TCP, 30.0, options | Option.NODELAY, credentials,
-            None, None, None, None, 0.25, True, time.monotonic(),
+            None, None, None, None, 0.25, True,
         )  # fmt: skip
 
         class Trace:
@@ -86,7 +86,7 @@ def _opener(port: int, options: Option, credentials: SecurityCredentials | None)
         sock.setblocking(False)
         conn = AsyncConnection._new(sock, ("127.0.0.1", port), plan, Trace(), asyncio.get_running_loop())
         if options & Option.SECURE:
-            await conn._start_tls(credentials, None, plan.deadline, None)
+            await conn._start_tls(credentials, None, time.monotonic() + 30.0, None)
         return conn
 
     return open_public if connect is not None else open_internal

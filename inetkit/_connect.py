@@ -132,6 +132,7 @@ def connect(
         HostNotFoundError, InetTimeoutError, InetConnectionError,
         SecurityError, ProxyError, ...: the connect failed; ``.trace`` tells how.
     """
+    started = _monotonic()
     plan = make_plan(
         host,
         port,
@@ -145,10 +146,9 @@ def connect(
         keepalive,
         attempt_delay,
         session_cache,
-        _monotonic(),
         proxy=proxy,
     )
-    return run(plan)
+    return run(plan, started)
 
 
 class _Record:
@@ -193,6 +193,7 @@ class _Record:
     def __init__(
         self,
         plan: Plan,
+        started: float,
         private: bool,
         source: str | None,
         addresses: Sequence[Address],
@@ -203,9 +204,9 @@ class _Record:
         self.plan = plan
         self.host = plan.host
         self.port = plan.port
-        self.started = plan.started
+        self.started = started
         self.log: Sequence[list[Any]] = ()  # the race's readings once settled (`Race.log`)
-        self.log_started = plan.started  # when the race began (through a proxy: after the proxy's lookup)
+        self.log_started = started  # when the race began (through a proxy: after the proxy's lookup)
         self.private = private
         self.source = source  # where the addresses came from (None: resolution failed)
         self.addresses = addresses  # all of them, in race order
@@ -301,8 +302,11 @@ class _Record:
         )
 
 
-def run(plan: Plan) -> Connection:
+def run(plan: Plan, started: float) -> Connection:
     """Carry out a checked plan: resolve, race, keep the winner's handle, then TLS or STARTTLS.
+
+    ``started`` is the clock value (`time.monotonic`) when the connect
+    began: its deadline is ``started + plan.timeout`` (`deadline_of`).
 
     Raises the `InetError` of the phase that failed, with ``.trace`` set;
     every socket opened is closed by then. A plan with a proxy goes to
@@ -311,23 +315,25 @@ def run(plan: Plan) -> Connection:
     if plan.proxy is not None:
         from ._proxy import run_proxied
 
-        return run_proxied(plan)
+        return run_proxied(plan, started)
     context, private = _tls_context(plan)
+    timeout = plan.timeout
+    deadline = None if timeout is None else started + timeout  # deadline_of, inlined: every connect
     literal = plan.literal
     if literal is not None:  # an IP literal: nothing to resolve
         source = "literal"
         addresses: Sequence[Address] = (literal,)
         resolved = 0.0
     else:
-        source, addresses, resolved = _resolve(plan)
+        source, addresses, resolved = _resolve(plan, started, deadline)
     raced = addresses
     local = plan.local
     if local is not None and local[0]:
-        raced = _of_local_family(plan, local[0], addresses, source, resolved)
+        raced = _of_local_family(plan, started, local[0], addresses, source, resolved)
     # Positional arguments: this runs on every connect. ``now`` is the start:
     # the first attempt is due at once.
-    race = Race(raced, plan.host, plan.port, plan.started, plan.started, plan.deadline, plan.attempt_delay)
-    record = _Record(plan, private, source, addresses, resolved, raced, race)
+    race = Race(raced, plan.host, plan.port, started, started, deadline, plan.attempt_delay)
+    record = _Record(plan, started, private, source, addresses, resolved, raced, race)
     prepare = record.prepare if plan.prepare else None
     try:
         conn = record.handles.pop(dial(race, raced, plan.protocol is _UDP, prepare, record.adopt)[1])
@@ -339,7 +345,7 @@ def run(plan: Plan) -> Connection:
     if record.handles:
         record.abandon()
     if private:
-        _secure(plan, conn, context)
+        _secure(plan, conn, context, started, deadline)
     record.settle()
     return conn
 
@@ -369,31 +375,33 @@ def _context_getter() -> Callable[..., ssl.SSLContext]:
     return get_context
 
 
-def _secure(plan: Plan, conn: Connection, context: ssl.SSLContext | None) -> None:
+def _secure(
+    plan: Plan, conn: Connection, context: ssl.SSLContext | None, started: float, deadline: float | None
+) -> None:
     """The TLS handshake or the STARTTLS dialog, inside the connect deadline; closes ``conn`` on failure."""
     try:
         if plan.starttls is not None:
             from .starttls import run_dialog
 
             dialog_started = _monotonic()
-            run_dialog(plan.starttls, conn, plan.deadline)
+            run_dialog(plan.starttls, conn, deadline)
             trace = conn.trace
             trace.starttls = _monotonic() - dialog_started - (trace.tls_handshake or 0.0)
         else:
-            conn._start_tls(plan.credentials, None, plan.deadline, context)
+            conn._start_tls(plan.credentials, None, deadline, context)
     except BaseException as exc:
         conn._close(check_owner=False)
         if isinstance(exc, InetError):
-            _secure_failed(plan, conn.trace, exc)
+            _secure_failed(started, conn.trace, exc)
         raise
     conn._publish()
-    conn._note_times(total=_monotonic() - plan.started)
+    conn._note_times(total=_monotonic() - started)
 
 
-def _secure_failed(plan: Plan, trace: ConnectTrace, exc: InetError) -> None:
+def _secure_failed(started: float, trace: ConnectTrace, exc: InetError) -> None:
     """The TLS handshake or STARTTLS dialog failed with ``exc``: the trace says so, ``exc`` carries it."""
     _record_on_winner(trace, exc)
-    trace.total = _monotonic() - plan.started
+    trace.total = _monotonic() - started
     if exc.trace is None:
         exc.trace = trace
 
@@ -407,7 +415,7 @@ def _record_on_winner(trace: ConnectTrace, exc: InetError) -> None:
             return
 
 
-def _resolve(plan: Plan) -> tuple[str, Sequence[Address], float]:
+def _resolve(plan: Plan, started: float, deadline: float | None) -> tuple[str, Sequence[Address], float]:
     """Ask the resolver for the plan's (normalized) host, under the deadline.
 
     Returns where the addresses came from, the addresses in race order, and
@@ -416,23 +424,25 @@ def _resolve(plan: Plan) -> tuple[str, Sequence[Address], float]:
     """
     resolver = plan.resolver or _default_resolver()
     try:
-        found, source = resolver._lookup(plan.host, plan.port, plan.protocol, plan.deadline)
+        found, source = resolver._lookup(plan.host, plan.port, plan.protocol, deadline)
     except InetError as exc:
-        _unresolved(plan, exc)
+        _unresolved(plan, started, exc)
         raise
-    return _resolved(plan, found, source)
+    return _resolved(plan, started, found, source)
 
 
-def _unresolved(plan: Plan, exc: InetError) -> None:
+def _unresolved(plan: Plan, started: float, exc: InetError) -> None:
     """Resolution failed with ``exc``: it carries the trace of the connect so far."""
     if exc.trace is None:
-        exc.trace = _Record(plan, False, None, (), 0.0, (), None).failed()
+        exc.trace = _Record(plan, started, False, None, (), 0.0, (), None).failed()
 
 
-def _resolved(plan: Plan, found: Sequence[Address], source: str) -> tuple[str, Sequence[Address], float]:
+def _resolved(
+    plan: Plan, started: float, found: Sequence[Address], source: str
+) -> tuple[str, Sequence[Address], float]:
     """What the resolver found, in race order, with its source and the seconds it took (both drivers)."""
     addresses = order_addresses(found, bool(plan.bits & _PREFER_IPV6))
-    took = _monotonic() - plan.started
+    took = _monotonic() - started
     if logger.isEnabledFor(DEBUG):
         logger.debug(
             "resolved %s from %s in %.1f ms: %s",
@@ -445,7 +455,7 @@ def _resolved(plan: Plan, found: Sequence[Address], source: str) -> tuple[str, S
 
 
 def _of_local_family(
-    plan: Plan, local_ip: str, addresses: Sequence[Address], source: str, resolved: float
+    plan: Plan, started: float, local_ip: str, addresses: Sequence[Address], source: str, resolved: float
 ) -> Sequence[Address]:
     """The addresses of the local address's family: the others cannot be reached from it."""
     family = socket.AF_INET6 if ":" in local_ip else socket.AF_INET
@@ -457,7 +467,7 @@ def _of_local_family(
             f"{', '.join(str(a[1][0]) for a in addresses)}",
             ErrorCode.INVALID_ARGUMENT,
         )
-        error.trace = _Record(plan, False, source, addresses, resolved, (), None).failed()
+        error.trace = _Record(plan, started, False, source, addresses, resolved, (), None).failed()
         raise error
     return matching
 
@@ -489,21 +499,21 @@ def connect_url(
         InvalidArgumentError: no usable host, an unknown scheme without a
             port, a bad port, or a malformed URL.
     """
-    return run(
-        url_plan(
-            url,
-            timeout,
-            options,
-            credentials,
-            local_address,
-            resolver,
-            starttls,
-            keepalive,
-            attempt_delay,
-            session_cache,
-            proxy,
-        )
+    started = _monotonic()
+    plan = url_plan(
+        url,
+        timeout,
+        options,
+        credentials,
+        local_address,
+        resolver,
+        starttls,
+        keepalive,
+        attempt_delay,
+        session_cache,
+        proxy,
     )
+    return run(plan, started)
 
 
 def url_plan(
@@ -520,7 +530,6 @@ def url_plan(
     proxy: str | None,
 ) -> Plan:
     """The checked plan for a URL's host and port: `connect_url`'s, blocking and asyncio alike."""
-    started = _monotonic()
     from ._url import parse_url
 
     parsed = parse_url(url)
@@ -537,7 +546,6 @@ def url_plan(
         keepalive,
         attempt_delay,
         session_cache,
-        started,
         normalized=True,
         implicit_tls=parsed.secure,
         proxy=proxy,

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 
 from ._connect import _default_resolver, _of_local_family, _Record, _secure
 from ._core.dialogs._steps import Dialog, Refused
+from ._core.plan import deadline_of
 from ._core.proxy import Proxy, new_proxy_dialog
 from ._core.race import Address, Race, describe_target
 from ._dialer import dial
@@ -123,6 +124,7 @@ class _ProxyRecord(_Record):
     def __init__(
         self,
         plan: Plan,
+        started: float,
         private: bool,
         source: str,
         addresses: Sequence[Address],
@@ -131,7 +133,7 @@ class _ProxyRecord(_Record):
         race: Race,
         readings: _Readings,
     ) -> None:
-        super().__init__(plan, private, source, addresses, resolved, raced, race)
+        super().__init__(plan, started, private, source, addresses, resolved, raced, race)
         assert plan.proxy is not None
         self.proxy = plan.proxy
         self.readings = readings
@@ -172,15 +174,17 @@ class Contexts:
             )
 
 
-def failed_early(plan: Plan, proxy: Proxy, readings: _Readings) -> ConnectTrace:
+def failed_early(plan: Plan, started: float, proxy: Proxy, readings: _Readings) -> ConnectTrace:
     """The trace of a proxied connect that failed before the race to the proxy."""
-    return _with_phase(_Record(plan, False, None, (), 0.0, (), None).failed(), proxy, readings)
+    return _with_phase(_Record(plan, started, False, None, (), 0.0, (), None).failed(), proxy, readings)
 
 
-def proxy_unresolved(exc: InetError, plan: Plan, proxy: Proxy, readings: _Readings) -> InetError:
+def proxy_unresolved(
+    exc: InetError, plan: Plan, started: float, proxy: Proxy, readings: _Readings
+) -> InetError:
     """The proxy's name did not resolve: the error to raise (the proxy named as the peer, with the trace)."""
     error = _reaching_proxy_failed(exc, proxy, plan)
-    error.trace = failed_early(plan, proxy, readings)
+    error.trace = failed_early(plan, started, proxy, readings)
     return error
 
 
@@ -210,19 +214,19 @@ def check_after_dialog(plan: Plan, proxy: Proxy, buffered: int) -> None:
         )
 
 
-def tunnel_failed(plan: Plan, trace: ConnectTrace, exc: InetError) -> None:
+def tunnel_failed(started: float, trace: ConnectTrace, exc: InetError) -> None:
     """The proxy's TLS or dialog failed with ``exc`` (the handle is closed): the trace says so."""
     for attempt in reversed(trace.attempts):
         if attempt.outcome == "connected":
             attempt.outcome = "failed"
             attempt.error = exc
             break
-    trace.total = _monotonic() - plan.started
+    trace.total = _monotonic() - started
     if exc.trace is None:
         exc.trace = trace
 
 
-def log_tunnel(plan: Plan, proxy: Proxy) -> None:
+def log_tunnel(plan: Plan, started: float, proxy: Proxy) -> None:
     """The debug line of a tunnel that is up (the endpoint has no credentials)."""
     if logger.isEnabledFor(DEBUG):
         logger.debug(
@@ -230,7 +234,7 @@ def log_tunnel(plan: Plan, proxy: Proxy) -> None:
             plan.host,
             plan.port,
             proxy.endpoint,
-            (_monotonic() - plan.started) * 1000,
+            (_monotonic() - started) * 1000,
         )
 
 
@@ -242,10 +246,11 @@ def refusal(plan: Plan, proxy: Proxy, refused: Refused) -> InetError:
     return SecurityError(message, refused.code)  # pragma: no cover - proxy dialogs refuse with PROXY_* only
 
 
-def run_proxied(plan: Plan) -> Connection:
-    """Carry out a checked plan whose ``proxy`` is set (see the module header)."""
+def run_proxied(plan: Plan, started: float) -> Connection:
+    """Carry out a checked plan whose ``proxy`` is set (see the module header); ``started`` as for `run`."""
     proxy = plan.proxy
     assert proxy is not None
+    deadline = deadline_of(plan, started)
     private = True  # the handle is connect's until the proxy dialog (and TLS) are done
     contexts = Contexts(plan, proxy)
     readings = _Readings()
@@ -258,19 +263,19 @@ def run_proxied(plan: Plan) -> Connection:
         resolved = 0.0
     else:
         try:
-            source, addresses, resolved = _resolve_name(plan, proxy.host, proxy.port)
+            source, addresses, resolved = _resolve_name(plan, started, deadline, proxy.host, proxy.port)
         except InetError as exc:
-            raise proxy_unresolved(exc, plan, proxy, readings) from exc
+            raise proxy_unresolved(exc, plan, started, proxy, readings) from exc
     target_host = plan.host
     if not proxy.resolves_target:
-        target_host = _target_address(plan, proxy, readings)
+        target_host = _target_address(plan, started, deadline, proxy, readings)
     raced = addresses
     local = plan.local
     if local is not None and local[0]:
-        raced = _of_local_family(plan, local[0], addresses, source, resolved)
+        raced = _of_local_family(plan, started, local[0], addresses, source, resolved)
     # 2. The race to the proxy.
-    race = Race(raced, proxy.host, proxy.port, plan.started, _monotonic(), plan.deadline, plan.attempt_delay)
-    record = _ProxyRecord(plan, private, source, addresses, resolved, raced, race, readings)
+    race = Race(raced, proxy.host, proxy.port, started, _monotonic(), deadline, plan.attempt_delay)
+    record = _ProxyRecord(plan, started, private, source, addresses, resolved, raced, race, readings)
     prepare = record.prepare if plan.prepare else None
     try:
         winner = dial(race, raced, False, prepare, record.adopt)[1]
@@ -288,7 +293,7 @@ def run_proxied(plan: Plan) -> Connection:
         if proxy.tls:
             from ._tls_io import start_tls
 
-            started = _monotonic()
+            hop_started = _monotonic()
             try:
                 conn._transport, _ = start_tls(
                     conn._plain,
@@ -297,25 +302,25 @@ def run_proxied(plan: Plan) -> Connection:
                     options=Option.NONE,
                     credentials=contexts.hop_credentials,
                     server_name=None,
-                    deadline=plan.deadline,
+                    deadline=deadline,
                     session_cache=plan.session_cache,
                     context=contexts.hop_context,
                     target=hop,
                 )
             finally:
-                readings.tls_handshake = _monotonic() - started
-        started = _monotonic()
-        _run_dialog(conn, new_proxy_dialog(proxy, target_host, plan.port), proxy, plan)
-        readings.dialog = _monotonic() - started
+                readings.tls_handshake = _monotonic() - hop_started
+        dialog_started = _monotonic()
+        _run_dialog(conn, new_proxy_dialog(proxy, target_host, plan.port), proxy, plan, deadline)
+        readings.dialog = _monotonic() - dialog_started
         check_after_dialog(plan, proxy, len(conn._buffer))
     except BaseException as exc:
         conn._close(check_owner=False)
         if isinstance(exc, InetError):
-            tunnel_failed(plan, conn.trace, exc)  # the trace has the proxy phase (`_ProxyRecord.trace`)
+            tunnel_failed(started, conn.trace, exc)  # the trace has the proxy phase (`_ProxyRecord.trace`)
         raise
-    log_tunnel(plan, proxy)
+    log_tunnel(plan, started, proxy)
     if plan.bits & _SECURE or plan.starttls is not None:
-        _secure(plan, conn, contexts.context)
+        _secure(plan, conn, contexts.context, started, deadline)
     else:
         readings.ended = _monotonic()  # the trace, if it is ever asked for, ends here
         conn._publish()
@@ -323,19 +328,21 @@ def run_proxied(plan: Plan) -> Connection:
     return conn
 
 
-def _resolve_name(plan: Plan, host: str, port: int) -> tuple[str, Sequence[Address], float]:
-    """``host`` through the plan's resolver, under its deadline: the source, the ordered addresses, when."""
+def _resolve_name(
+    plan: Plan, started: float, deadline: float | None, host: str, port: int
+) -> tuple[str, Sequence[Address], float]:
+    """``host`` through the plan's resolver, under the deadline: the source, the ordered addresses, when."""
     resolver = plan.resolver or _default_resolver()
-    found, source = resolver._lookup(host, port, Protocol.TCP, plan.deadline)
-    return resolved_name(plan, host, found, source)
+    found, source = resolver._lookup(host, port, Protocol.TCP, deadline)
+    return resolved_name(plan, started, host, found, source)
 
 
 def resolved_name(
-    plan: Plan, host: str, found: Sequence[Address], source: str
+    plan: Plan, started: float, host: str, found: Sequence[Address], source: str
 ) -> tuple[str, Sequence[Address], float]:
     """What the resolver found for ``host`` (the proxy or the target), in race order (both drivers)."""
     addresses = order_addresses(found, bool(plan.bits & _PREFER_IPV6))
-    took = _monotonic() - plan.started
+    took = _monotonic() - started
     if logger.isEnabledFor(DEBUG):
         logger.debug(
             "resolved %s from %s in %.1f ms: %s",
@@ -347,29 +354,29 @@ def resolved_name(
     return source, addresses, took
 
 
-def _target_address(plan: Plan, proxy: Proxy, readings: _Readings) -> str:
+def _target_address(
+    plan: Plan, started: float, deadline: float | None, proxy: Proxy, readings: _Readings
+) -> str:
     """``socks5://``: the client resolves the target (in the deadline) and sends its first address."""
     literal = plan.literal
     if literal is not None:
         address = str(literal[1][0])
     else:
         try:
-            _, found, _ = _resolve_name(plan, plan.host, plan.port)
+            _, found, _ = _resolve_name(plan, started, deadline, plan.host, plan.port)
         except InetError as exc:
             if exc.trace is None:
-                exc.trace = failed_early(plan, proxy, readings)
+                exc.trace = failed_early(plan, started, proxy, readings)
             raise
         address = str(found[0][1][0])
     readings.target_address = address
     return address
 
 
-def _run_dialog(conn: Connection, dialog: Dialog, proxy: Proxy, plan: Plan) -> None:
+def _run_dialog(conn: Connection, dialog: Dialog, proxy: Proxy, plan: Plan, deadline: float | None) -> None:
     """Drive the proxy dialog on the handle under the connect deadline (the STARTTLS dialogs' loop)."""
     from .starttls import drive_steps
 
     saved = conn.timeout
-    drive_steps(
-        conn, dialog, None, plan.deadline, saved, lambda _c, _d, refused: refusal(plan, proxy, refused)
-    )
+    drive_steps(conn, dialog, None, deadline, saved, lambda _c, _d, refused: refusal(plan, proxy, refused))
     conn.timeout = saved

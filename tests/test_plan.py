@@ -6,6 +6,8 @@ import math
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 
 import pytest
 from conftest import Server, open_fds
@@ -21,7 +23,8 @@ from inetkit import (
     _resolver,
     starttls,
 )
-from inetkit._core.plan import Plan, dialog_names, make_plan
+from inetkit._core import plan as plan_module
+from inetkit._core.plan import PLAN_CACHE_SIZE, Plan, deadline_of, dialog_names, make_plan
 from inetkit._dialer import CONNECTION_ATTEMPT_DELAY
 
 D = CONNECTION_ATTEMPT_DELAY
@@ -42,7 +45,7 @@ def plan(host: object = "127.0.0.1", port: object = 80, **kwargs: object) -> Pla
     }
     extra = {key: kwargs.pop(key) for key in ("normalized", "implicit_tls") if key in kwargs}
     args.update(kwargs)
-    return make_plan(host, port, *args.values(), 100.0, **extra)  # type: ignore[arg-type]
+    return make_plan(host, port, *args.values(), **extra)  # type: ignore[arg-type]
 
 
 class Spy(inetkit.Resolver):
@@ -167,11 +170,11 @@ def test_the_plan_is_the_normalized_request() -> None:
     one = plan("[::1]", "https", timeout=5)
     assert (one.host, one.port, one.protocol, one.timeout) == ("::1", 443, Protocol.TCP, 5.0)
     assert type(one.timeout) is float
-    assert (one.started, one.deadline) == (100.0, 105.0)
+    assert (deadline_of(one, 100.0), not hasattr(one, "started")) == (105.0, True)  # the plan has no clock
     assert one.literal == (socket.AF_INET6, ("::1", 443, 0, 0))
     assert one.attempt_delay == D and one.bits == 0 and not one.prepare
     two = plan("Example.COM.", 25, timeout=None)
-    assert (two.host, two.literal, two.deadline) == ("example.com.", None, None)
+    assert (two.host, two.literal, deadline_of(two, 100.0)) == ("example.com.", None, None)
     three = plan("127.0.0.1", 53, protocol=Protocol.UDP)
     assert three.literal == (socket.AF_INET, ("127.0.0.1", 53))
     assert three.attempt_delay == math.inf  # UDP: the next address only after a local failure
@@ -180,6 +183,76 @@ def test_the_plan_is_the_normalized_request() -> None:
     assert four.local == ("::1", 0) and four.prepare
     assert plan(options=Option.NODELAY).prepare
     assert plan(attempt_delay=1).attempt_delay == 1.0
+
+
+def _outcome(call: Callable[[], Plan]) -> object:
+    """What a plan call gives: the plan's fields, or the error's class and message."""
+    try:
+        made = call()
+    except (TypeError, InvalidArgumentError) as exc:
+        return type(exc), str(exc)
+    return tuple(getattr(made, name) for name in Plan.__slots__)
+
+
+def test_the_same_arguments_give_the_same_plan() -> None:
+    one = plan("cache.example", 8080, timeout=7)
+    assert plan("cache.example", 8080, timeout=7) is one  # remembered: no check runs again
+    assert _outcome(lambda: plan("cache.example", 8080, timeout=7.0)) == _outcome(lambda: one)
+    assert plan("cache.example", 8081, timeout=7) is not one
+    # A local address or a resolver: checked on every call.
+    assert plan(local_address=("127.0.0.1", 0)) is not plan(local_address=("127.0.0.1", 0))
+    spy = inetkit.Resolver(dns=False)
+    assert plan(resolver=spy) is not plan(resolver=spy)
+
+
+@pytest.mark.parametrize(
+    ("field", "accepted", "other"),
+    [
+        ("port", 1, True),
+        ("port", 80, 80.0),
+        ("timeout", 1, True),
+        ("session_cache", True, 1),
+        ("session_cache", False, 0),
+        ("attempt_delay", 1.0, True),
+        ("options", Option.NONE, 0),
+        ("options", Option.NONE, False),
+        ("protocol", Protocol.TCP, 6.0),
+        ("protocol", Protocol.TCP, 6),
+    ],
+)
+def test_equal_values_of_other_types_are_checked_as_if_first(
+    field: str, accepted: object, other: object
+) -> None:
+    """``True == 1`` and ``80.0 == 80``: a remembered plan never answers for a value of another type."""
+    args: dict[str, object] = {"host": "types.example", "port": 443, field: other}
+    plan_module._PLANS.clear()
+    fresh = _outcome(lambda: plan(**args))
+    plan(**{**args, field: accepted})  # now remembered
+    assert _outcome(lambda: plan(**args)) == fresh
+
+
+def test_unhashable_arguments_are_checked_not_remembered() -> None:
+    with pytest.raises(TypeError, match="options"):
+        plan(options=[Option.NODELAY])
+    with pytest.raises(TypeError, match="starttls"):
+        plan(starttls=["smtp"])
+
+
+def test_the_plan_cache_is_bounded() -> None:
+    plan_module._PLANS.clear()
+    for port in range(1, PLAN_CACHE_SIZE + 50):
+        plan("bounded.example", port)
+        assert len(plan_module._PLANS) <= PLAN_CACHE_SIZE
+
+
+def test_a_remembered_plan_counts_each_connect_deadline_from_its_own_start(echo_server: Server) -> None:
+    """The plan holds no clock: a later connect with the same arguments has its whole timeout."""
+    with inetkit.connect("127.0.0.1", echo_server.port, timeout=0.3):
+        pass
+    time.sleep(0.4)  # longer than the timeout: a deadline kept in the plan would have passed
+    with inetkit.connect("127.0.0.1", echo_server.port, timeout=0.3) as conn:
+        conn.write(b"ping\n")
+        assert conn.read_line() == b"ping\n"
 
 
 def test_implicit_tls_from_a_url_scheme() -> None:

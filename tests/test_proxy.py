@@ -128,7 +128,6 @@ def test_the_plan_checks_the_proxy_and_udp_is_refused() -> None:
             None,
             0.25,
             True,
-            0.0,
             proxy=proxy,
         )
 

@@ -16,6 +16,7 @@ import time as _time
 
 from .._connect import DEFAULT_TIMEOUT as _DEFAULT_TIMEOUT
 from .._connect import _default_resolver
+from .._core.plan import deadline_of as _deadline_of
 from .._core.plan import make_plan as _make_plan
 from .._dialer import CONNECTION_ATTEMPT_DELAY as _CONNECTION_ATTEMPT_DELAY
 from .._resolver import AddressInfo as _AddressInfo
@@ -53,6 +54,7 @@ async def aresolve(
         HostNotFoundError: no source knows the name.
         InetTimeoutError: (``TIMED_OUT``) no answer within ``timeout``.
     """
+    started = _time.monotonic()
     plan = _make_plan(
         host,
         port,
@@ -66,10 +68,9 @@ async def aresolve(
         None,
         _CONNECTION_ATTEMPT_DELAY,
         True,
-        _time.monotonic(),
     )
     if plan.literal is not None:
         return [plan.literal]
     chosen = plan.resolver or _default_resolver()
-    found, _ = await _lookup(chosen, plan.host, plan.port, plan.protocol, plan.deadline)
+    found, _ = await _lookup(chosen, plan.host, plan.port, plan.protocol, _deadline_of(plan, started))
     return found

@@ -36,7 +36,7 @@ from .._connect import (
     _unresolved,
     url_plan,
 )
-from .._core.plan import Plan, make_plan
+from .._core.plan import Plan, deadline_of, make_plan
 from .._core.race import Address, Race
 from .._dialer import CONNECTION_ATTEMPT_DELAY
 from .._errors import InetError
@@ -96,6 +96,7 @@ async def connect(
     Cancelling the awaiting task raises `asyncio.CancelledError` and closes
     every socket the connect opened (a proxy's included).
     """
+    started = _monotonic()
     plan = make_plan(
         host,
         port,
@@ -109,10 +110,9 @@ async def connect(
         keepalive,
         attempt_delay,
         session_cache,
-        _monotonic(),
         proxy=proxy,
     )
-    return await run(plan)
+    return await run(plan, started)
 
 
 async def connect_url(
@@ -130,24 +130,24 @@ async def connect_url(
     proxy: str | None = None,
 ) -> AsyncConnection:
     """Connect to the host and port a URL names (see `inetkit.connect_url`); an `AsyncConnection`."""
-    return await run(
-        url_plan(
-            url,
-            timeout,
-            options,
-            credentials,
-            local_address,
-            resolver,
-            starttls,
-            keepalive,
-            attempt_delay,
-            session_cache,
-            proxy,
-        )
+    started = _monotonic()
+    plan = url_plan(
+        url,
+        timeout,
+        options,
+        credentials,
+        local_address,
+        resolver,
+        starttls,
+        keepalive,
+        attempt_delay,
+        session_cache,
+        proxy,
     )
+    return await run(plan, started)
 
 
-async def run(plan: Plan) -> AsyncConnection:
+async def run(plan: Plan, started: float) -> AsyncConnection:
     """Carry out a checked plan on the running loop: resolve, race, then TLS or STARTTLS.
 
     Raises the `InetError` of the phase that failed, with ``.trace`` set;
@@ -157,8 +157,9 @@ async def run(plan: Plan) -> AsyncConnection:
     if plan.proxy is not None:
         from ._proxy import run_proxied
 
-        return await run_proxied(plan)
+        return await run_proxied(plan, started)
     context, private = _tls_context(plan)
+    deadline = deadline_of(plan, started)
     loop = asyncio.get_running_loop()
     literal = plan.literal
     if literal is not None:  # an IP literal: nothing to resolve
@@ -166,13 +167,13 @@ async def run(plan: Plan) -> AsyncConnection:
         addresses: Sequence[Address] = (literal,)
         resolved = 0.0
     else:
-        source, addresses, resolved = await _resolve(plan)
+        source, addresses, resolved = await _resolve(plan, started, deadline)
     raced = addresses
     local = plan.local
     if local is not None and local[0]:
-        raced = _of_local_family(plan, local[0], addresses, source, resolved)
-    race = Race(raced, plan.host, plan.port, plan.started, plan.started, plan.deadline, plan.attempt_delay)
-    record = _Record(plan, private, source, addresses, resolved, raced, race)
+        raced = _of_local_family(plan, started, local[0], addresses, source, resolved)
+    race = Race(raced, plan.host, plan.port, started, started, deadline, plan.attempt_delay)
+    record = _Record(plan, started, private, source, addresses, resolved, raced, race)
     prepare = record.prepare if plan.prepare else None
     try:
         sock, index = await dial(race, raced, plan.protocol is _UDP, prepare, loop)
@@ -189,32 +190,36 @@ async def run(plan: Plan) -> AsyncConnection:
         sock.close()
         raise
     if private:
-        await _secure(plan, conn, context)
+        await _secure(plan, conn, context, started, deadline)
     record.settle()
     return conn
 
 
-async def _secure(plan: Plan, conn: AsyncConnection, context: ssl.SSLContext | None) -> None:
+async def _secure(
+    plan: Plan, conn: AsyncConnection, context: ssl.SSLContext | None, started: float, deadline: float | None
+) -> None:
     """The TLS handshake or the STARTTLS dialog, inside the connect deadline; closes ``conn`` on failure."""
     try:
         if plan.starttls is not None:
-            await conn._run_dialog(plan.starttls, plan.deadline)
+            await conn._run_dialog(plan.starttls, deadline)
         else:
-            await conn._start_tls(plan.credentials, None, plan.deadline, context)
+            await conn._start_tls(plan.credentials, None, deadline, context)
     except BaseException as exc:
         conn._close_now()
         if isinstance(exc, InetError):
-            _secure_failed(plan, conn.trace, exc)
+            _secure_failed(started, conn.trace, exc)
         raise
-    conn._note_times(total=_monotonic() - plan.started)
+    conn._note_times(total=_monotonic() - started)
 
 
-async def _resolve(plan: Plan) -> tuple[str, Sequence[Address], float]:
+async def _resolve(
+    plan: Plan, started: float, deadline: float | None
+) -> tuple[str, Sequence[Address], float]:
     """Ask the resolver for the plan's host under the deadline (``_connect._resolve``, awaited)."""
     resolver = plan.resolver or _default_resolver()
     try:
-        found, source = await lookup(resolver, plan.host, plan.port, plan.protocol, plan.deadline)
+        found, source = await lookup(resolver, plan.host, plan.port, plan.protocol, deadline)
     except InetError as exc:
-        _unresolved(plan, exc)
+        _unresolved(plan, started, exc)
         raise
-    return _resolved(plan, found, source)
+    return _resolved(plan, started, found, source)

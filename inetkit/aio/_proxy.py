@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
 from .._connect import _default_resolver, _of_local_family
+from .._core.plan import deadline_of
 from .._core.proxy import Proxy, new_proxy_dialog
 from .._core.race import Address, Race
 from .._errors import InetError
@@ -65,12 +66,13 @@ _monotonic = time.monotonic
 _TCP = Protocol.TCP
 
 
-async def run_proxied(plan: Plan) -> AsyncConnection:
+async def run_proxied(plan: Plan, started: float) -> AsyncConnection:
     """Carry out a checked plan whose ``proxy`` is set, on the running loop (see the module header)."""
     from ._connect import _secure
 
     proxy = plan.proxy
     assert proxy is not None
+    deadline = deadline_of(plan, started)
     contexts = Contexts(plan, proxy)
     readings = _Readings()
     loop = asyncio.get_running_loop()
@@ -82,19 +84,19 @@ async def run_proxied(plan: Plan) -> AsyncConnection:
         resolved = 0.0
     else:
         try:
-            source, addresses, resolved = await _resolve_name(plan, proxy.host, proxy.port)
+            source, addresses, resolved = await _resolve_name(plan, started, deadline, proxy.host, proxy.port)
         except InetError as exc:
-            raise proxy_unresolved(exc, plan, proxy, readings) from exc
+            raise proxy_unresolved(exc, plan, started, proxy, readings) from exc
     target_host = plan.host
     if not proxy.resolves_target:
-        target_host = await _target_address(plan, proxy, readings)
+        target_host = await _target_address(plan, started, deadline, proxy, readings)
     raced = addresses
     local = plan.local
     if local is not None and local[0]:
-        raced = _of_local_family(plan, local[0], addresses, source, resolved)
+        raced = _of_local_family(plan, started, local[0], addresses, source, resolved)
     # 2. The race to the proxy, on the loop.
-    race = Race(raced, proxy.host, proxy.port, plan.started, _monotonic(), plan.deadline, plan.attempt_delay)
-    record = _ProxyRecord(plan, True, source, addresses, resolved, raced, race, readings)
+    race = Race(raced, proxy.host, proxy.port, started, _monotonic(), deadline, plan.attempt_delay)
+    record = _ProxyRecord(plan, started, True, source, addresses, resolved, raced, race, readings)
     prepare = record.prepare if plan.prepare else None
     try:
         sock, index = await dial(race, raced, False, prepare, loop)
@@ -112,7 +114,7 @@ async def run_proxied(plan: Plan) -> AsyncConnection:
         if proxy.tls:
             from ._tls import start_tls
 
-            started = _monotonic()
+            hop_started = _monotonic()
             try:
                 conn._tls, _ = await start_tls(
                     conn._channel,
@@ -121,62 +123,66 @@ async def run_proxied(plan: Plan) -> AsyncConnection:
                     options=Option.NONE,
                     credentials=contexts.hop_credentials,
                     server_name=None,
-                    deadline=plan.deadline,
+                    deadline=deadline,
                     session_cache=plan.session_cache,
                     context=contexts.hop_context,
                     target=hop,
                 )
             finally:
-                readings.tls_handshake = _monotonic() - started
-        started = _monotonic()
-        await _run_dialog(conn, proxy, plan, target_host)
-        readings.dialog = _monotonic() - started
+                readings.tls_handshake = _monotonic() - hop_started
+        dialog_started = _monotonic()
+        await _run_dialog(conn, proxy, plan, deadline, target_host)
+        readings.dialog = _monotonic() - dialog_started
         check_after_dialog(plan, proxy, len(conn._buffer))
     except BaseException as exc:
         conn._close_now()
         if isinstance(exc, InetError):
-            tunnel_failed(plan, conn.trace, exc)  # the trace has the proxy phase (`_ProxyRecord.trace`)
+            tunnel_failed(started, conn.trace, exc)  # the trace has the proxy phase (`_ProxyRecord.trace`)
         raise
-    log_tunnel(plan, proxy)
+    log_tunnel(plan, started, proxy)
     if plan.bits & int(Option.SECURE) or plan.starttls is not None:
-        await _secure(plan, conn, contexts.context)
+        await _secure(plan, conn, contexts.context, started, deadline)
     else:
         readings.ended = _monotonic()  # the trace, if it is ever asked for, ends here
     record.settle()
     return conn
 
 
-async def _resolve_name(plan: Plan, host: str, port: int) -> tuple[str, Sequence[Address], float]:
-    """``host`` through the plan's resolver (awaited), under its deadline: source, ordered addresses, when."""
+async def _resolve_name(
+    plan: Plan, started: float, deadline: float | None, host: str, port: int
+) -> tuple[str, Sequence[Address], float]:
+    """``host`` through the plan's resolver (awaited), under the deadline: source, ordered addresses, when."""
     resolver = plan.resolver or _default_resolver()
-    found, source = await lookup(resolver, host, port, _TCP, plan.deadline)
-    return resolved_name(plan, host, found, source)
+    found, source = await lookup(resolver, host, port, _TCP, deadline)
+    return resolved_name(plan, started, host, found, source)
 
 
-async def _target_address(plan: Plan, proxy: Proxy, readings: _Readings) -> str:
+async def _target_address(
+    plan: Plan, started: float, deadline: float | None, proxy: Proxy, readings: _Readings
+) -> str:
     """``socks5://``: the client resolves the target (in the deadline) and sends its first address."""
     literal = plan.literal
     if literal is not None:
         address = str(literal[1][0])
     else:
         try:
-            _, found, _ = await _resolve_name(plan, plan.host, plan.port)
+            _, found, _ = await _resolve_name(plan, started, deadline, plan.host, plan.port)
         except InetError as exc:
             if exc.trace is None:
-                exc.trace = failed_early(plan, proxy, readings)
+                exc.trace = failed_early(plan, started, proxy, readings)
             raise
         address = str(found[0][1][0])
     readings.target_address = address
     return address
 
 
-async def _run_dialog(conn: AsyncConnection, proxy: Proxy, plan: Plan, target_host: str) -> None:
+async def _run_dialog(
+    conn: AsyncConnection, proxy: Proxy, plan: Plan, deadline: float | None, target_host: str
+) -> None:
     """Drive the proxy dialog on the handle under the connect deadline (the STARTTLS dialogs' loop)."""
     from ._starttls import drive_steps
 
     saved = conn.timeout
     dialog = new_proxy_dialog(proxy, target_host, plan.port)
-    await drive_steps(
-        conn, dialog, None, plan.deadline, saved, lambda _c, _d, step: refusal(plan, proxy, step)
-    )
+    await drive_steps(conn, dialog, None, deadline, saved, lambda _c, _d, step: refusal(plan, proxy, step))
     conn.timeout = saved

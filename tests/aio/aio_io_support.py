@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import pytest
 
 from inetkit import Option, Protocol, SecurityCredentials
-from inetkit._core.plan import Plan, make_plan
+from inetkit._core.plan import Plan, deadline_of, make_plan
 from inetkit._trace import ConnectTrace
 from inetkit.aio import AsyncConnection
 
@@ -111,7 +111,6 @@ def plan_for(
         None,
         ATTEMPT_DELAY,
         session_cache,
-        time.monotonic(),
     )
 
 
@@ -149,7 +148,7 @@ async def open_handle(
     conn = AsyncConnection._new(sock, (ip, port), plan, TraceStub(plan), asyncio.get_running_loop())
     if options & Option.SECURE:
         try:
-            await conn._start_tls(credentials, None, plan.deadline, None)
+            await conn._start_tls(credentials, None, deadline_of(plan, time.monotonic()), None)
         except BaseException:
             conn._close_now()
             raise
