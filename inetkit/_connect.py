@@ -165,19 +165,18 @@ class _Record:
     objects that most callers never look at, so it is built from the
     readings kept here on first access (`trace`, which the handle calls).
     Once the connect is over, `settle` lets go of what only the connect
-    needed (the plan, the race, the handles): a held handle keeps this
-    record until its trace is built, so it should cost no more than a trace.
+    needed (the race, the handles): a held handle keeps this record until
+    its trace is built, so it should cost no more than a trace. The plan
+    stays: the handle holds it anyway (plans are shared, `make_plan`).
     """
 
     __slots__ = (
         "addresses",
         "ended",
         "handles",
-        "host",
         "log",
         "log_started",
         "plan",
-        "port",
         "private",
         "race",
         "raced",
@@ -187,8 +186,6 @@ class _Record:
         "tls_handshake",
         "total",
     )
-
-    plan: Plan | None
 
     def __init__(
         self,
@@ -202,8 +199,6 @@ class _Record:
         race: Race | None,
     ) -> None:
         self.plan = plan
-        self.host = plan.host
-        self.port = plan.port
         self.started = started
         self.log: Sequence[list[Any]] = ()  # the race's readings once settled (`Race.log`)
         self.log_started = started  # when the race began (through a proxy: after the proxy's lookup)
@@ -223,14 +218,11 @@ class _Record:
         """Build the handle of attempt ``attempt`` around its fresh socket (a `dial` hook)."""
         # (ip, port): an IPv4 sockaddr is that tuple itself (slicing all of a tuple returns it).
         remote = self.raced[attempt][1][:2]
-        plan = self.plan
-        assert plan is not None  # settled only after the race
-        self.handles[attempt] = _new_handle(sock, remote, plan, self, self.private)
+        self.handles[attempt] = _new_handle(sock, remote, self.plan, self, self.private)
 
     def prepare(self, sock: Socket, family: int) -> None:
         """Set the plan's socket options and bind its local address on a fresh socket (a `dial` hook)."""
         plan = self.plan
-        assert plan is not None  # settled only after the race
         bits = plan.bits
         apply_socket_options(sock, bits, plan.protocol, plan.keepalive)
         local = plan.local
@@ -262,7 +254,6 @@ class _Record:
             self.log = race.log
             self.log_started = race.started
             self.race = None
-        self.plan = None
         self.handles = _SETTLED
 
     def failed(self) -> ConnectTrace:
@@ -293,8 +284,8 @@ class _Record:
                         ended += attempt.start + attempt.duration
             total = ended - started
         return ConnectTrace(
-            host=self.host,
-            port=self.port,
+            host=self.plan.host,
+            port=self.plan.port,
             resolution=resolution,
             attempts=attempts,
             tls_handshake=self.tls_handshake,

@@ -112,11 +112,9 @@ class Connection(HandleFace):
 
     __slots__ = (
         "__weakref__",
-        "_credentials",
         "_guard",
         "_local",
         "_plain",
-        "_session_cache",
         "_shut",
         "_transport",
     )
@@ -125,8 +123,6 @@ class Connection(HandleFace):
     _transport: Transport
     _plain: PlainTransport
     _local: tuple[str, int] | None
-    _credentials: SecurityCredentials | None
-    _session_cache: bool
     _shut: bool
 
     def __init__(self) -> None:
@@ -156,21 +152,16 @@ class Connection(HandleFace):
         objects: this runs on every connect.
         """
         self = object.__new__(cls)
-        host = self._host = plan.host
-        self._port = plan.port
-        protocol = self._protocol = plan.protocol
-        self._options = plan.options
+        self._plan = plan
         self._timeout = plan.timeout
-        self._credentials = plan.credentials
-        self._session_cache = plan.session_cache
         self._trace = None
         self._trace_source = trace
         self._remote = remote
         self._local = None
         # Messages name the handle through the guard (`Guard.describe`), which
         # builds the text only when one is needed.
-        guard = self._guard = Guard(plan.bits & _FREETHREAD != 0, host, remote, private)
-        self._transport = self._plain = PlainTransport(sock, guard, protocol is _UDP)
+        guard = self._guard = Guard(plan.bits & _FREETHREAD != 0, plan.host, remote, private)
+        self._transport = self._plain = PlainTransport(sock, guard, plan.protocol is _UDP)
         # The shared empty buffer until something is received into one
         # (`_receive`): most handles of a connect+close never read.
         self._buffer = EMPTY
@@ -219,7 +210,8 @@ class Connection(HandleFace):
 
     def __repr__(self) -> str:
         state = "closed" if self._guard.closed else "open"
-        proto = self._protocol.name.lower()
+        plan = self._plan
+        proto = plan.protocol.name.lower()
         local = "?"
         if self._local is not None or not self._guard.closed:
             try:
@@ -231,7 +223,7 @@ class Connection(HandleFace):
         security = f" {self._negotiated.protocol}" if self._negotiated is not None else ""
         owner = "free-threaded" if self._guard.owner is None else f"owner={self._guard.owner}"
         return (
-            f"<inetkit.Connection {proto}{security} {self._host}:{self._port} "
+            f"<inetkit.Connection {proto}{security} {plan.host}:{plan.port} "
             f"{local}->{remote} {owner} {state}>"
         )
 
@@ -639,7 +631,7 @@ class Connection(HandleFace):
     ) -> None:
         transport = self._transport
         self._refuse_upgrade(None if transport is self._plain else transport, self._plain.sock)
-        self._start_tls(credentials or self._credentials, server_name, deadline)
+        self._start_tls(credentials or self._plan.credentials, server_name, deadline)
 
     def _start_tls(
         self,
@@ -656,16 +648,17 @@ class Connection(HandleFace):
         start_tls = _start_tls or _tls_starter()
         started = _monotonic()
         below = cast("Channel", self._transport)  # a PlainTransport, or the TLSTransport to a proxy
+        plan = self._plan
         try:
             self._transport, self._negotiated = start_tls(
                 below,
-                host=self._host,
-                port=self._port,
-                options=self._options,
+                host=plan.host,
+                port=plan.port,
+                options=plan.options,
                 credentials=credentials,
                 server_name=server_name,
                 deadline=deadline,
-                session_cache=self._session_cache,
+                session_cache=plan.session_cache,
                 context=context,
                 # Over a proxy's TLS layer, messages name this handle (the target), not that layer's peer.
                 target=None if below is self._plain else self._target,

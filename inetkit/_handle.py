@@ -28,6 +28,7 @@ from ._types import Protocol, check_timeout
 if TYPE_CHECKING:
     from typing import Protocol as TypingProtocol
 
+    from ._core.plan import Plan
     from ._tls import SecurityInfo
     from ._trace import ConnectTrace
     from ._types import Option
@@ -67,11 +68,8 @@ class HandleFace:
     # The fields the properties read, filled in by each handle's constructor.
     __slots__ = (
         "_buffer",
-        "_host",
         "_negotiated",
-        "_options",
-        "_port",
-        "_protocol",
+        "_plan",
         "_remote",
         "_starttls_extensions",
         "_timeout",
@@ -80,10 +78,8 @@ class HandleFace:
     )
 
     _buffer: ReceiveBuffer
-    _host: str
-    _port: int
-    _protocol: Protocol
-    _options: Option
+    _plan: Plan
+    """The checked request (host, port, protocol, options, credentials, session cache); plans are shared."""
     _remote: tuple[str, int]
     _timeout: float | None
     _trace: ConnectTrace | None
@@ -94,19 +90,19 @@ class HandleFace:
     @property
     def host_name(self) -> str:
         """The host as asked for, in its normalized form."""
-        return self._host
+        return self._plan.host
 
     @property
     def port(self) -> int:
-        return self._port
+        return self._plan.port
 
     @property
     def protocol(self) -> Protocol:
-        return self._protocol
+        return self._plan.protocol
 
     @property
     def options(self) -> Option:
-        return self._options
+        return self._plan.options
 
     @property
     def remote_address(self) -> tuple[str, int]:
@@ -192,7 +188,7 @@ class HandleFace:
         return None if timeout is None else _monotonic() + timeout
 
     def _stream_only(self, what: str) -> None:
-        if self._protocol is _UDP:
+        if self._plan.protocol is _UDP:
             raise InvalidArgumentError(
                 f"{what} is a stream operation; a UDP handle to {self._target} reads one datagram "
                 "per read() call",
@@ -241,7 +237,7 @@ class HandleFace:
                 f"enable_security on {self._target}: the connection is already secure",
                 ErrorCode.ALREADY_SECURE,
             )
-        if self._protocol is _UDP:
+        if self._plan.protocol is _UDP:
             raise InvalidArgumentError(
                 f"enable_security on {self._target}: TLS needs TCP (inetkit has no DTLS)",
                 ErrorCode.INVALID_ARGUMENT,

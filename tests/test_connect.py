@@ -241,11 +241,13 @@ def test_localhost_through_the_resolver(echo_server: Server) -> None:
 
 def test_a_held_handle_keeps_readings_not_the_connect(echo_server: Server) -> None:
     # Until its trace is asked for, a handle keeps the connect's readings, but
-    # not what only the connect needed (the plan, the race, the attempt handles).
+    # not what only the connect needed (the race, the attempt handles); the
+    # plan is the handle's own (one shared plan per set of arguments).
     with inetkit.connect("127.0.0.1", echo_server.port, timeout=5) as conn:
         readings = conn._trace_source
         assert readings is not None
-        assert (readings.plan, readings.race, readings.handles) == (None, None, {})  # type: ignore[attr-defined]
+        assert (readings.race, readings.handles) == (None, {})  # type: ignore[attr-defined]
+        assert readings.plan is conn._plan  # type: ignore[attr-defined]
         trace = conn.trace
         assert trace.host == "127.0.0.1" and trace.port == echo_server.port
         assert trace.resolution is not None and trace.resolution.addresses == ["127.0.0.1"]

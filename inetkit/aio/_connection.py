@@ -305,11 +305,9 @@ class AsyncConnection(HandleFace):
     __slots__ = (
         "__weakref__",
         "_channel",
-        "_credentials",
         "_local",
         "_loop",
         "_reading",
-        "_session_cache",
         "_shut",
         "_tls",
         "_writing",
@@ -349,19 +347,14 @@ class AsyncConnection(HandleFace):
         is first asked for; ``loop`` is the loop that owns the handle.
         """
         self = object.__new__(cls)
-        self._host = plan.host
-        self._port = plan.port
-        protocol = self._protocol = plan.protocol
-        self._options = plan.options
+        self._plan = plan
         self._timeout = plan.timeout
-        self._credentials = plan.credentials
-        self._session_cache = plan.session_cache
         self._trace = None
         self._trace_source = trace
         self._remote = remote
         self._local = None
         self._loop = loop
-        self._channel = Channel(sock, loop, protocol is _UDP, plan.host, remote)
+        self._channel = Channel(sock, loop, plan.protocol is _UDP, plan.host, remote)
         self._tls = None
         self._buffer = EMPTY
         self._negotiated = None
@@ -396,7 +389,8 @@ class AsyncConnection(HandleFace):
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
-        proto = self._protocol.name.lower()
+        plan = self._plan
+        proto = plan.protocol.name.lower()
         local = "?"
         if self._local is not None or not self.closed:
             try:
@@ -407,7 +401,7 @@ class AsyncConnection(HandleFace):
         remote = f"{self._remote[0]}:{self._remote[1]}"
         security = f" {self._negotiated.protocol}" if self._negotiated is not None else ""
         return (
-            f"<inetkit.aio.AsyncConnection {proto}{security} {self._host}:{self._port} "
+            f"<inetkit.aio.AsyncConnection {proto}{security} {plan.host}:{plan.port} "
             f"{local}->{remote} {state}>"
         )
 
@@ -757,7 +751,7 @@ class AsyncConnection(HandleFace):
         if self._reading or self._writing:
             raise self._busy("reading from" if self._reading else "writing to")
         self._refuse_upgrade(self._tls, self._channel.sock)
-        await self._start_tls(credentials or self._credentials, server_name, self._deadline())
+        await self._start_tls(credentials or self._plan.credentials, server_name, self._deadline())
 
     async def _start_tls(
         self,
@@ -779,16 +773,17 @@ class AsyncConnection(HandleFace):
             raise self._busy("reading from" if self._reading else "writing to")
         self._reading = self._writing = True
         started = _monotonic()
+        plan = self._plan
         try:
             self._tls, self._negotiated = await start_tls(
                 self._tls or self._channel,
-                host=self._host,
-                port=self._port,
-                options=self._options,
+                host=plan.host,
+                port=plan.port,
+                options=plan.options,
                 credentials=credentials,
                 server_name=server_name,
                 deadline=deadline,
-                session_cache=self._session_cache,
+                session_cache=plan.session_cache,
                 context=context,
                 target=self._channel.target,  # the target (through a proxy: and the proxy), not the hop
             )
