@@ -164,10 +164,11 @@ class _Record:
     The trace (a resolution record, one `Attempt` per address) costs several
     objects that most callers never look at, so it is built from the
     readings kept here on first access (`trace`, which the handle calls).
-    Once the connect is over, `settle` lets go of what only the connect
-    needed (the race, the handles): a held handle keeps this record until
-    its trace is built, so it should cost no more than a trace. The plan
-    stays: the handle holds it anyway (plans are shared, `make_plan`).
+    The race itself is not kept, only its log (`Race.log`), so it goes when
+    the connect returns; `settle` lets go of the attempts' handle table. A
+    held handle keeps this record until its trace is built, so it should
+    cost no more than a trace. The plan stays: the handle holds it anyway
+    (plans are shared, `make_plan`).
     """
 
     __slots__ = (
@@ -175,10 +176,8 @@ class _Record:
         "ended",
         "handles",
         "log",
-        "log_started",
         "plan",
         "private",
-        "race",
         "raced",
         "resolved",
         "source",
@@ -196,18 +195,16 @@ class _Record:
         addresses: Sequence[Address],
         resolved: float,
         raced: Sequence[Address],
-        race: Race | None,
+        log: Sequence[list[Any]],
     ) -> None:
         self.plan = plan
         self.started = started
-        self.log: Sequence[list[Any]] = ()  # the race's readings once settled (`Race.log`)
-        self.log_started = started  # when the race began (through a proxy: after the proxy's lookup)
         self.private = private
         self.source = source  # where the addresses came from (None: resolution failed)
         self.addresses = addresses  # all of them, in race order
         self.resolved = resolved  # seconds from the start until they were known
         self.raced = raced  # those raced (of the local address's family)
-        self.race = race
+        self.log = log  # the race's readings (`Race.log`, which the race keeps writing); () before a race
         self.ended: float | None = None  # when the connect failed (None: the winner's end)
         self.handles: dict[int, Connection] = {}  # attempt -> its handle
         # Figures the handle notes before its trace exists (`HandleFace._note_times`).
@@ -249,11 +246,6 @@ class _Record:
 
     def settle(self) -> None:
         """The connect succeeded: keep only the readings the trace is built from."""
-        race = self.race
-        if race is not None:
-            self.log = race.log
-            self.log_started = race.started
-            self.race = None
         self.handles = _SETTLED
 
     def failed(self) -> ConnectTrace:
@@ -268,12 +260,8 @@ class _Record:
         if source is not None:
             ips = [str(sockaddr[0]) for _, sockaddr in self.addresses]
             resolution = Resolution(source, ips, self.resolved)
-        race = self.race
         started = self.started
-        if race is not None:
-            attempts = race.attempts()
-        else:
-            attempts = attempts_of(self.log, self.raced, self.log_started)
+        attempts = attempts_of(self.log, self.raced, started)
         total = self.total
         if total is None:
             ended = self.ended
@@ -324,7 +312,7 @@ def run(plan: Plan, started: float) -> Connection:
     # Positional arguments: this runs on every connect. ``now`` is the start:
     # the first attempt is due at once.
     race = Race(raced, plan.host, plan.port, started, started, deadline, plan.attempt_delay)
-    record = _Record(plan, started, private, source, addresses, resolved, raced, race)
+    record = _Record(plan, started, private, source, addresses, resolved, raced, race.log)
     prepare = record.prepare if plan.prepare else None
     try:
         conn = record.handles.pop(dial(race, raced, plan.protocol is _UDP, prepare, record.adopt)[1])
@@ -425,7 +413,7 @@ def _resolve(plan: Plan, started: float, deadline: float | None) -> tuple[str, S
 def _unresolved(plan: Plan, started: float, exc: InetError) -> None:
     """Resolution failed with ``exc``: it carries the trace of the connect so far."""
     if exc.trace is None:
-        exc.trace = _Record(plan, started, False, None, (), 0.0, (), None).failed()
+        exc.trace = _Record(plan, started, False, None, (), 0.0, (), ()).failed()
 
 
 def _resolved(
@@ -458,7 +446,7 @@ def _of_local_family(
             f"{', '.join(str(a[1][0]) for a in addresses)}",
             ErrorCode.INVALID_ARGUMENT,
         )
-        error.trace = _Record(plan, started, False, source, addresses, resolved, (), None).failed()
+        error.trace = _Record(plan, started, False, source, addresses, resolved, (), ()).failed()
         raise error
     return matching
 

@@ -133,7 +133,7 @@ class _ProxyRecord(_Record):
         race: Race,
         readings: _Readings,
     ) -> None:
-        super().__init__(plan, started, private, source, addresses, resolved, raced, race)
+        super().__init__(plan, started, private, source, addresses, resolved, raced, race.log)
         assert plan.proxy is not None
         self.proxy = plan.proxy
         self.readings = readings
@@ -176,7 +176,7 @@ class Contexts:
 
 def failed_early(plan: Plan, started: float, proxy: Proxy, readings: _Readings) -> ConnectTrace:
     """The trace of a proxied connect that failed before the race to the proxy."""
-    return _with_phase(_Record(plan, started, False, None, (), 0.0, (), None).failed(), proxy, readings)
+    return _with_phase(_Record(plan, started, False, None, (), 0.0, (), ()).failed(), proxy, readings)
 
 
 def proxy_unresolved(

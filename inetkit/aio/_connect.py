@@ -173,7 +173,7 @@ async def run(plan: Plan, started: float) -> AsyncConnection:
     if local is not None and local[0]:
         raced = _of_local_family(plan, started, local[0], addresses, source, resolved)
     race = Race(raced, plan.host, plan.port, started, started, deadline, plan.attempt_delay)
-    record = _Record(plan, started, private, source, addresses, resolved, raced, race)
+    record = _Record(plan, started, private, source, addresses, resolved, raced, race.log)
     prepare = record.prepare if plan.prepare else None
     try:
         sock, index = await dial(race, raced, plan.protocol is _UDP, prepare, loop)
