@@ -295,7 +295,8 @@ def run(plan: Plan, started: float) -> Connection:
         from ._proxy import run_proxied
 
         return run_proxied(plan, started)
-    context, private = _tls_context(plan)
+    private = plan.tls_follows  # connect keeps the handle to itself until TLS is up
+    context = _tls_context(plan) if private else None
     timeout = plan.timeout
     deadline = None if timeout is None else started + timeout  # deadline_of, inlined: every connect
     literal = plan.literal
@@ -329,21 +330,19 @@ def run(plan: Plan, started: float) -> Connection:
     return conn
 
 
-def _tls_context(plan: Plan) -> tuple[ssl.SSLContext | None, bool]:
-    """The TLS context of a secure plan, and whether TLS or STARTTLS follows the race (both drivers).
+def _tls_context(plan: Plan) -> ssl.SSLContext | None:
+    """The TLS context of a plan that TLS or STARTTLS follows (`Plan.tls_follows`; both drivers).
 
-    Credentials are loaded and checked here, before any network I/O.
+    Credentials are loaded and checked here, before any network I/O. A
+    STARTTLS plan gets None: its upgrade takes the context when it starts.
     """
+    get_context = _get_context or _context_getter()
     if plan.bits & _SECURE:
-        get_context = _get_context or _context_getter()
-        return get_context(plan.credentials, plan.options, target=f"{plan.host} port {plan.port}"), True
-    if plan.starttls is not None:
-        get_context = _get_context or _context_getter()
-        # Bad credentials fail before the dialog starts; the upgrade logs any
-        # weakening option when it uses the context.
-        get_context(plan.credentials, plan.options, warn=False)
-        return None, True
-    return None, False
+        return get_context(plan.credentials, plan.options, target=f"{plan.host} port {plan.port}")
+    # Bad credentials fail before the dialog starts; the upgrade logs any
+    # weakening option when it uses the context.
+    get_context(plan.credentials, plan.options, warn=False)
+    return None
 
 
 def _context_getter() -> Callable[..., ssl.SSLContext]:

@@ -257,6 +257,9 @@ def test_a_remembered_plan_counts_each_connect_deadline_from_its_own_start(echo_
 
 def test_implicit_tls_from_a_url_scheme() -> None:
     assert plan(implicit_tls=True).options == Option.SECURE
+    # What follows the race: TLS, a STARTTLS dialog, or nothing.
+    assert (plan(implicit_tls=True).tls_follows, plan(starttls="smtp").tls_follows) == (True, True)
+    assert (plan(options=Option.SECURE).tls_follows, plan().tls_follows) == (True, False)
     # A STARTTLS dialog wins over the scheme's implicit TLS.
     assert plan(implicit_tls=True, starttls="smtp").options == Option.NONE
     assert plan("example.com", normalized=True).host == "example.com"

@@ -95,6 +95,7 @@ class Plan:
         "session_cache",
         "starttls",
         "timeout",
+        "tls_follows",
     )
 
     host: str
@@ -123,6 +124,8 @@ class Plan:
     """Whether each fresh socket needs socket options or a bind before it connects."""
     proxy: Proxy | None
     """The checked ``proxy=`` URL (`parse_proxy`), or None for a direct connect."""
+    tls_follows: bool
+    """Whether TLS (`Option.SECURE`) or a STARTTLS dialog follows the race (the handle stays private)."""
 
 
 # object.__new__ and the fields set in _check: no Python-level __init__ call per plan.
@@ -324,6 +327,7 @@ def _check(
     plan.literal = literal
     plan.prepare = prepare
     plan.proxy = via
+    plan.tls_follows = bool(bits & _SECURE) or dialog is not None
     return plan
 
 

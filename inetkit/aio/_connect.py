@@ -158,7 +158,8 @@ async def run(plan: Plan, started: float) -> AsyncConnection:
         from ._proxy import run_proxied
 
         return await run_proxied(plan, started)
-    context, private = _tls_context(plan)
+    private = plan.tls_follows
+    context = _tls_context(plan) if private else None
     deadline = deadline_of(plan, started)
     loop = asyncio.get_running_loop()
     literal = plan.literal
