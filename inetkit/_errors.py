@@ -97,11 +97,13 @@ def _members_in_class_dict(built: type[_C]) -> type[_C]:
     class-statement enum's member. A member whose name a base class also
     defines keeps its property, as a class statement would give it.
     """
+    inherited: set[str] = set()
+    for base in built.__mro__[1:]:
+        inherited.update(vars(base))
+    own = vars(built)
     members: dict[str, object] = getattr(built, "_member_map_", {})
     for name, member in members.items():
-        if isinstance(vars(built).get(name), enum.property) and not any(
-            name in vars(base) for base in built.__mro__[1:]
-        ):
+        if name not in inherited and type(own.get(name)) is enum.property:
             type.__setattr__(built, name, member)
     return built
 
