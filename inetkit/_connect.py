@@ -7,8 +7,10 @@ addresses, race them (RFC 8305: the sans-I/O race in ``_core.race`` driven
 by ``_dialer.dial``; one address is a race of one), keep the winner's
 handle (each attempt's is built around its socket before it connects), then
 TLS (implicit) or a STARTTLS dialog. One deadline, fixed when `connect` is
-called, covers all of it. On any failure every socket opened is closed and
-the error carries the trace of what was tried.
+called (``started`` plus the plan's timeout: the plan itself holds no clock
+value, so connects with the same arguments share one), covers all of it.
+On any failure every socket opened is closed and the error carries the
+trace of what was tried.
 
 The trace is kept as raw readings (`_Record`: the resolution's source and
 time, the race's clock values) and built into a `ConnectTrace` only when

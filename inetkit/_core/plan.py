@@ -9,9 +9,10 @@ and a code), and the combinations that cannot work (`BROADCAST` on TCP,
 `SECURE` or ``starttls`` on UDP, both TLS modes at once, `RESERVEDPORT`
 with a fixed local port, an unknown STARTTLS dialog). What comes out is a
 `Plan`: the normalized request (the host in its one spelling, the port as a
-number, the flags as a plain int, the deadline as a clock value, the
-address itself when the host is an IP literal) that the driver in
-``inetkit._connect`` runs. Nothing downstream checks or normalizes again.
+number, the flags as a plain int, the timeout in seconds, the address
+itself when the host is an IP literal, whether TLS follows the race) that
+the drivers (``inetkit._connect``, ``inetkit.aio._connect``) run. Nothing
+downstream checks or normalizes again.
 
 Speed. A plan holds no clock value (the driver takes the moment the
 connect started and counts the deadline from it), so one plan serves every
