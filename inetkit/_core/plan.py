@@ -186,53 +186,21 @@ def make_plan(
             the field named and ``INVALID_ARGUMENT``, ``INVALID_PORT`` or
             ``INVALID_HOST_NAME``.
     """
-    if local_address is not None or resolver is not None:
-        return _check(
-            host, port, protocol, timeout, options, credentials, local_address, resolver, starttls,
-            keepalive, attempt_delay, session_cache, normalized, implicit_tls, proxy,
+    key: tuple[object, ...] = ()  # () for a call that is checked every time
+    if local_address is None and resolver is None:
+        # With the types of the arguments whose equal values may be of types that check differently.
+        key = (
+            host, port, protocol, timeout, options, credentials, starttls, keepalive, attempt_delay,
+            session_cache, normalized, implicit_tls, proxy, type(host), type(port), type(protocol),
+            type(timeout), type(options), type(attempt_delay), type(session_cache),
         )  # fmt: skip
-    # With the types of the arguments whose equal values may be of types that check differently.
-    key = (
-        host, port, protocol, timeout, options, credentials, starttls, keepalive, attempt_delay,
-        session_cache, normalized, implicit_tls, proxy, type(host), type(port), type(protocol),
-        type(timeout), type(options), type(attempt_delay), type(session_cache),
-    )  # fmt: skip
-    cacheable = True
-    try:
-        plan = _PLANS.get(key)
-    except TypeError:  # an unhashable argument: checked on every call
-        plan = None
-        cacheable = False
-    if plan is None:
-        plan = _check(
-            host, port, protocol, timeout, options, credentials, None, None, starttls,
-            keepalive, attempt_delay, session_cache, normalized, implicit_tls, proxy,
-        )  # fmt: skip
-        if cacheable:
-            if len(_PLANS) >= PLAN_CACHE_SIZE:
-                _PLANS.clear()
-            _PLANS[key] = plan
-    return plan
-
-
-def _check(
-    host: object,
-    port: object,
-    protocol: object,
-    timeout: object,
-    options: object,
-    credentials: object,
-    local_address: object,
-    resolver: object,
-    starttls: object,
-    keepalive: object,
-    attempt_delay: object,
-    session_cache: object,
-    normalized: bool,
-    implicit_tls: bool,
-    proxy: object,
-) -> Plan:
-    """Every check of `make_plan`, in order, and the new plan."""
+        try:
+            known_plan = _PLANS.get(key)
+        except TypeError:  # an unhashable argument: checked on every call
+            key = ()
+        else:
+            if known_plan is not None:
+                return known_plan
     proto = protocol if protocol is _TCP or protocol is _UDP else _check_protocol(protocol)
     if options is _NONE:  # the default: no flag to check
         opts: Option = _NONE
@@ -329,6 +297,10 @@ def _check(
     plan.prepare = prepare
     plan.proxy = via
     plan.tls_follows = bool(bits & _SECURE) or dialog is not None
+    if key:
+        if len(_PLANS) >= PLAN_CACHE_SIZE:
+            _PLANS.clear()
+        _PLANS[key] = plan
     return plan
 
 
