@@ -292,10 +292,13 @@ class Connection(HandleFace):
 
     def _read(self, max_bytes: int, deadline: float | None) -> bytes:
         buffer = self._buffer
-        if buffer:
-            return buffer.take(max_bytes)
-        if buffer.eof:
-            return b""
+        # A handle that never buffered anything (bulk readers) skips asking
+        # the shared empty buffer for its length: a Python call per read.
+        if buffer is not EMPTY:
+            if buffer:
+                return buffer.take(max_bytes)
+            if buffer.eof:
+                return b""
         return self._transport.recv(max_bytes, deadline)
 
     def read_into(self, buffer: Any) -> int:
@@ -315,10 +318,11 @@ class Connection(HandleFace):
 
     def _read_into(self, view: memoryview, deadline: float | None) -> int:
         buffer = self._buffer
-        if buffer:
-            return buffer.take_into(view)
-        if buffer.eof:
-            return 0
+        if buffer is not EMPTY:  # as in _read
+            if buffer:
+                return buffer.take_into(view)
+            if buffer.eof:
+                return 0
         return self._transport.recv_into(view, deadline)
 
     def read_exactly(self, n: int) -> bytes:

@@ -484,10 +484,12 @@ class AsyncConnection(HandleFace):
         self._enter_read()
         try:
             buffer = self._buffer
-            if buffer:
-                return buffer.take(max_bytes)
-            if buffer.eof:
-                return b""
+            # A handle that never buffered anything skips the shared empty buffer's length (a call).
+            if buffer is not EMPTY:
+                if buffer:
+                    return buffer.take(max_bytes)
+                if buffer.eof:
+                    return b""
             tls = self._tls
             if tls is not None:
                 return await tls.recv(max_bytes, self._deadline())
@@ -511,10 +513,11 @@ class AsyncConnection(HandleFace):
         self._enter_read()
         try:
             received = self._buffer
-            if received:
-                return received.take_into(view)
-            if received.eof:
-                return 0
+            if received is not EMPTY:  # as in read
+                if received:
+                    return received.take_into(view)
+                if received.eof:
+                    return 0
             tls = self._tls
             if tls is not None:
                 return await tls.recv_into(view, self._deadline())
