@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._connect import _default_resolver, _of_local_family, _Record, _secure
 from ._core.dialogs._steps import Dialog, Refused
@@ -130,10 +130,10 @@ class _ProxyRecord(_Record):
         addresses: Sequence[Address],
         resolved: float,
         raced: Sequence[Address],
-        race: Race,
+        log: Sequence[list[Any]],
         readings: _Readings,
     ) -> None:
-        super().__init__(plan, started, private, source, addresses, resolved, raced, race.log)
+        super().__init__(plan, started, private, source, addresses, resolved, raced, log)
         assert plan.proxy is not None
         self.proxy = plan.proxy
         self.readings = readings
@@ -275,7 +275,7 @@ def run_proxied(plan: Plan, started: float) -> Connection:
         raced = _of_local_family(plan, started, local[0], addresses, source, resolved)
     # 2. The race to the proxy.
     race = Race(raced, proxy.host, proxy.port, started, _monotonic(), deadline, plan.attempt_delay)
-    record = _ProxyRecord(plan, started, private, source, addresses, resolved, raced, race, readings)
+    record = _ProxyRecord(plan, started, private, source, addresses, resolved, raced, race.log, readings)
     prepare = record.prepare if plan.prepare else None
     try:
         winner = dial(race, raced, False, prepare, record.adopt)[1]

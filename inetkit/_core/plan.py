@@ -74,9 +74,10 @@ class Plan:
     Only `make_plan` makes one, and nothing changes it afterwards: one plan
     is shared by every connect with the same arguments, in any thread. It
     holds no clock value; `deadline_of` counts a connect's deadline from
-    its start. A class with ``__slots__`` rather than a named tuple: the driver reads about
-    twenty fields per connect, and slot reads are the attribute access that
-    the interpreter specializes (a named tuple's field getter is not).
+    its start. A class with ``__slots__`` rather than a named tuple: the
+    driver reads about twenty fields per connect, and slot reads are the
+    attribute access that the interpreter specializes (a named tuple's
+    field getter is not).
     """
 
     __slots__ = (
@@ -129,7 +130,7 @@ class Plan:
     """Whether TLS (`Option.SECURE`) or a STARTTLS dialog follows the race (the handle stays private)."""
 
 
-# object.__new__ and the fields set in _check: no Python-level __init__ call per plan.
+# object.__new__ and the fields set in make_plan: no Python-level __init__ call per plan.
 _new_plan = object.__new__
 
 #: The plans `make_plan` checked, by argument key (see the module header).

@@ -96,7 +96,7 @@ async def run_proxied(plan: Plan, started: float) -> AsyncConnection:
         raced = _of_local_family(plan, started, local[0], addresses, source, resolved)
     # 2. The race to the proxy, on the loop.
     race = Race(raced, proxy.host, proxy.port, started, _monotonic(), deadline, plan.attempt_delay)
-    record = _ProxyRecord(plan, started, True, source, addresses, resolved, raced, race, readings)
+    record = _ProxyRecord(plan, started, True, source, addresses, resolved, raced, race.log, readings)
     prepare = record.prepare if plan.prepare else None
     try:
         sock, index = await dial(race, raced, False, prepare, loop)
