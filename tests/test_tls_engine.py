@@ -901,3 +901,36 @@ def test_engine_read_reports_an_end_without_close_notify_after_small_records(
     assert info.value.code is ErrorCode.TLS_TRUNCATED
     with pytest.raises(inetkit.ConnectionClosedError):
         engine.read(65536)  # sticky
+
+
+def test_engine_never_holds_more_than_one_record_or_the_receive(pair: tuple[TLSEngine, Peer]) -> None:
+    """Bulk receives of 64 KiB: OpenSSL's incoming BIO holds at most one record, and no receive is kept.
+
+    The BIO keeps the largest size it ever held, so this bound is what a
+    handle that once read in bulk costs afterwards. A record cut by the end
+    of a receive goes into the BIO at once, so nothing of the receive's
+    buffer stays referenced once the read has returned, and the next read
+    knows that it waits without decrypting anything.
+    """
+    engine, peer = pair
+    handshake(engine, peer)
+    answer = bytes(range(251)) * 2000  # 502,000 bytes: 31 records, cut at every kind of place
+    peer.obj.write(answer)
+    data = peer.outgoing.read()
+    biggest = 0
+    got = bytearray()
+    buf = bytearray(65536)
+    sizes: list[int] = []
+    for start in range(0, len(data), 65536):
+        engine.receive(data[start : start + 65536])
+        for _ in range(10):  # bounded: each pass returns data or stops
+            count = engine.read_into(memoryview(buf))
+            biggest = max(biggest, engine._incoming.pending)  # type: ignore[attr-defined]
+            if count == WANT_READ:
+                break
+            got += buf[:count]
+            sizes.append(count)
+        assert len(engine._inbox) < 5  # type: ignore[attr-defined]  # at most a cut header, copied
+    assert bytes(got) == answer
+    assert 0 < biggest <= MAX_RECORD + 256 + 5
+    assert max(sizes) == 65536  # a view is filled from several records at once

@@ -36,28 +36,26 @@ Received bytes do not go into OpenSSL as they come. A `ssl.MemoryBIO` keeps
 the largest amount it ever held (OpenSSL's ``BUF_MEM`` grows by a third and
 never shrinks), so a driver that pushed 64 KiB receives into it would leave
 every handle that once read in bulk holding about 87 KiB. The engine keeps
-what was received (``_inbox``) and gives OpenSSL whole records, about one
-full record (`FEED_BATCH`) at a time, when a read needs them: it reads the
-5-byte record headers (RFC 8446 section 5.1) to find where records end. A
-record that is still incomplete stays in the engine (``_carry``, copied out
-so that the receive buffer it came in is freed). OpenSSL therefore never
-meets half a record, and a read never has to fail with "want more input"
-(an exception, microseconds each) just to learn that a record is
-incomplete. Before the handshake is done, bytes go in `HANDSHAKE_PIECE` at
-a time instead. OpenSSL reads records exactly (CPython leaves read-ahead
-off), so when the handshake ends the stream is at a record boundary. Bytes
-that do not look like TLS records are given to OpenSSL as they are, which
-then reports them.
+what was received (``_inbox``, the receive's own ``bytes``, not a copy) and
+gives OpenSSL one record at a time, when a read needs it: it reads the
+5-byte record header (RFC 8446 section 5.1) to find where the record ends,
+writes the record into the BIO and decrypts it, then goes on to the next.
+The incoming BIO therefore never holds more than one record. A record cut
+by the end of a receive goes into the BIO as far as it came (``_need``
+counts the bytes still to come), so the receive's buffer is freed at once
+and nothing is copied twice; OpenSSL is not asked to read it until it is
+whole, so a read never fails with "want more input" (an exception,
+microseconds each) just to learn that a record is incomplete. Before the
+handshake is done, bytes go in `HANDSHAKE_PIECE` at a time instead.
+OpenSSL reads records exactly (CPython leaves read-ahead off), so when the
+handshake ends the stream is at a record boundary. Bytes that do not look
+like TLS records are given to OpenSSL as they are, which then reports them.
 
-What the framing costs was measured (a 64 KiB receive of 16 KiB records,
-decrypted by `read`): about 43 us per receive, against about 42 us when
-every whole record of the receive goes into OpenSSL in one write, and about
-35 us for bare ``SSLObject`` reads of one unframed write. The rest is the
-engine's steps, not the framing: the header scan and the per-record writes
-cost under a microsecond per receive, so the memory bound is kept.
-`read` decrypts the records one after the other in one call (a record per
-pass, OpenSSL asked for buffered plaintext once), so a receive of many
-small records (a line per record) is served by one step, not a dozen.
+A read decrypts record after record in one call (`read_into` until the
+view is full, `read` up to ``max_bytes``): a 64 KiB receive of 16 KiB
+records is one step, and so is a receive of many small records (a line per
+record). Each record costs one header parse, one BIO write and one
+OpenSSL read, in one loop with no call per record besides those.
 """
 
 from __future__ import annotations
@@ -82,10 +80,6 @@ MAX_RECORD: Final = 16384
 #: about 87 KiB after a bulk send), while a bulk send makes one system call
 #: and one round of Python per 64 KiB, where ``SSLSocket`` makes four calls.
 SEND_SLICE: Final = 4 * MAX_RECORD
-#: Whole records given to OpenSSL at once after the handshake (at least
-#: one): the incoming BIO then never holds more than about one full record
-#: (16 KiB of payload, 256 bytes of expansion, the 5-byte header).
-FEED_BATCH: Final = MAX_RECORD + 256 + 5
 #: TLS record header: content type (1), legacy version (2), length (2).
 HEADER: Final = 5
 #: Content types a record may carry (change_cipher_spec .. heartbeat).
@@ -165,7 +159,6 @@ class TLSEngine:
     """A TLS client connection as a state machine: bytes in, bytes out, one step at a time."""
 
     __slots__ = (
-        "_carry",
         "_done",
         "_eof",
         "_failure",
@@ -174,9 +167,11 @@ class TLSEngine:
         "_hello_at",
         "_inbox",
         "_incoming",
+        "_need",
         "_obj",
         "_outgoing",
         "_peeked",
+        "_starved",
         "credentials_given",
         "ended",
         "rtt",
@@ -211,10 +206,11 @@ class TLSEngine:
         self._heard = False  # bytes arrived after the handshake (tickets, data)
         self._hello_at: float | None = None
         self._inbox = _EMPTY  # received, not yet given to OpenSSL
-        self._carry = b""  # after the handshake: the start of an incomplete record
+        self._need = 0  # after the handshake: bytes still to come of the record begun in the BIO
         self._framed = True  # the stream looks like TLS records (see the header)
         self._eof = False  # the TCP stream ended (after the handshake)
         self._peeked = b""  # at most one byte decrypted by take_records
+        self._starved = False  # no read makes progress before the next receive
         self._failure: InetError | None = None  # the sticky end: an alert or a truncation
         self.ended = False  # the server's close_notify was read
         self.rtt: float | None = None  # ClientHello sent -> first answer, seconds
@@ -227,6 +223,7 @@ class TLSEngine:
         They are kept (not copied) until OpenSSL needs them: pass an object
         that is not changed afterwards, such as the ``bytes`` of a receive.
         """
+        self._starved = False
         if self._done:
             self._heard = True
             if not self._framed:
@@ -239,6 +236,7 @@ class TLSEngine:
 
     def receive_eof(self) -> None:
         """The TCP stream from the server ended."""
+        self._starved = False
         if not self._done:
             self._give_all()
             self._incoming.write_eof()
@@ -320,51 +318,23 @@ class TLSEngine:
         size = len(view)
         if not size:
             return 0
-        obj = self._obj
+        if self._starved:
+            return WANT_READ
         if self._peeked:
             view[0] = self._peeked[0]
             self._peeked = b""
             # Already decrypted plaintext: read without touching the records.
+            obj = self._obj
             extra = min(obj.pending(), size - 1)
             return 1 + (obj.read(extra, view[1:]) if extra else 0)
         if self._failure is not None:
             raise self._failure.with_traceback(None)
         if self.ended:
             return 0
-        while True:
-            if not self._ready():
-                return WANT_READ
-            try:
-                # With a buffer, read returns the count.
-                count: int = obj.read(size, view)
-                break
-            except ssl.SSLWantReadError:
-                continue  # those records were not application data (tickets): the next ones
-            except ssl.SSLError as exc:
-                failure = self._end(exc)
-                if failure is None:
-                    return 0
-                raise failure from exc
-        if not count:
-            self.ended = True  # CPython returns 0 for close_notify before we sent ours
-            return 0
-        # Whole records already received fill the rest of the view: fewer
-        # steps per byte. OpenSSL holds no plaintext here (the last read
-        # returned less than asked, or the view is full).
-        incoming = self._incoming
-        while count < size and (incoming.pending or self._give_records()):
-            try:
-                more: int = obj.read(size - count, view[count:])
-            except ssl.SSLWantReadError:
-                break  # a record that was not application data (a ticket)
-            except ssl.SSLError as exc:
-                self._end(exc)  # reported by the next call, after this data
-                break
-            if not more:
-                self.ended = True
-                break
-            count += more
-        return count
+        count = self._decrypt(size, view, None)
+        if count:
+            return count
+        return 0 if self.ended else WANT_READ
 
     def read(self, max_bytes: int) -> bytes | None:
         """Like `read_into`, returning the bytes (``b""`` at a clean end), or None for `WANT_READ`.
@@ -374,52 +344,110 @@ class TLSEngine:
         receive, not one). An end or an alert met after some data is kept
         for the next call, so the data comes first.
         """
-        obj = self._obj
+        if self._starved:
+            return None
         if self._peeked:
             data = self._peeked
             self._peeked = b""
+            obj = self._obj
             extra = min(obj.pending(), max_bytes - 1)
             return data + obj.read(extra) if extra else data
         if self._failure is not None:
             raise self._failure.with_traceback(None)
         if self.ended:
             return b""
-        incoming = self._incoming
-        sslread = obj.read
         chunks: list[bytes] = []
-        got = 0
-        # One pass per record: decrypt it, then hand OpenSSL the next one.
-        # A record is at most 16 KiB of plaintext, so a read of MAX_RECORD
-        # takes it whole and leaves no plaintext in OpenSSL; only a read cut
-        # short by ``max_bytes`` does, and that ends the call. So OpenSSL is
-        # asked for its plaintext once, before the first pass. Bounded:
-        # every pass consumes a record (at least HEADER bytes) or stops.
-        held = obj.pending()
-        for _ in range((len(self._inbox) + len(self._carry) + incoming.pending) // HEADER + 2):
-            if not (held or incoming.pending or self._give_records()):
-                break
-            held = 0
-            try:
-                data = sslread(min(max_bytes - got, MAX_RECORD))
-            except ssl.SSLWantReadError:
-                continue  # not application data (tickets): the next records
-            except ssl.SSLError as exc:
-                failure = self._end(exc)  # reported now, or by the next call after this data
-                if chunks:
-                    break
-                if failure is None:
-                    return b""
-                raise failure from exc
-            if not data:
-                self.ended = True  # CPython returns b"" for close_notify before we sent ours
-                break
-            chunks.append(data)
-            got += len(data)
-            if got >= max_bytes:
-                break
+        self._decrypt(max_bytes, None, chunks)
         if not chunks:
             return b"" if self.ended else None
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _decrypt(self, size: int, view: memoryview | None, chunks: list[bytes] | None) -> int:
+        """Decrypt record after record, up to ``size`` bytes: into ``view``, or onto ``chunks``.
+
+        Returns the count. Stops at the first record not wholly received
+        (the engine is then *starved*: no read makes progress before the
+        next `receive`), at the end of the stream, or at an alert, which is
+        raised when nothing was decrypted before it and otherwise kept for
+        the next read.
+
+        The loop is the engine's hot path, one pass per record: a record
+        that starts at a record boundary and came whole (the common case)
+        is parsed and given to OpenSSL here, with the received bytes kept
+        in locals; everything else (the rest of a record begun in an
+        earlier receive, a header cut in two, the end of the stream, bytes
+        that are not records) goes through `_feed`. A record is at most 16
+        KiB of plaintext, so a read of MAX_RECORD takes it whole and leaves
+        no plaintext in OpenSSL; only a read cut short by ``size`` does,
+        and that ends the call. So OpenSSL is asked for its plaintext once,
+        before the first pass. Bounded: every pass decrypts a whole record,
+        or stops.
+        """
+        obj = self._obj
+        sslread = obj.read
+        write = self._incoming.write
+        inbox = self._inbox
+        have = len(inbox)
+        pos = count = 0
+        need = self._need
+        held = obj.pending()
+        try:
+            while count < size:
+                if held:
+                    held = 0
+                else:
+                    whole = False
+                    if not need and have - pos >= HEADER:
+                        kind, major, length = _unpack_header(inbox, pos)
+                        end = pos + HEADER + length
+                        if end <= have and major == 3 and kind in _RECORD_TYPES:
+                            write(inbox[pos:end])
+                            pos = end
+                            whole = True
+                    if not whole:
+                        if pos:
+                            self._inbox = inbox[pos:] if pos < have else _EMPTY
+                            pos = 0
+                        whole = self._feed()
+                        inbox = self._inbox
+                        have = len(inbox)
+                        need = self._need
+                        if not whole:
+                            self._starved = True
+                            break
+                try:
+                    if view is None:
+                        data = sslread(min(size - count, MAX_RECORD))
+                        got = len(data)
+                        if got:
+                            chunks.append(data)  # type: ignore[union-attr]
+                    else:
+                        # With a buffer, read returns the count.
+                        got = sslread(size - count, view[count:]) if count else sslread(size, view)
+                except ssl.SSLWantReadError:
+                    continue  # not application data (a ticket, a key update): the next record
+                except ssl.SSLError as exc:
+                    failure = self._end(exc)  # reported now, or by the next call after this data
+                    if count or failure is None:
+                        break
+                    raise failure from exc
+                if not got:
+                    self.ended = True  # CPython returns nothing for close_notify before we sent ours
+                    break
+                count += got
+            else:
+                # Full. A record cut by the end of the receive goes into the
+                # BIO now, so that the next read knows at once that it waits.
+                rest = 0 if need else have - pos  # (with a record begun in the BIO, the next read sees it)
+                if rest and (rest < HEADER or pos + HEADER + _unpack_header(inbox, pos)[2] > have):
+                    self._inbox = inbox[pos:]
+                    pos = 0
+                    if not self._feed() and not obj.pending():
+                        self._starved = True
+        finally:
+            if pos:
+                self._inbox = inbox[pos:] if pos < have else _EMPTY
+        return count
 
     def take_records(self) -> bool:
         """Process the records received so far; True when a read would not wait.
@@ -430,8 +458,11 @@ class TLSEngine:
         """
         if self._peeked or self._failure is not None or self.ended or self._obj.pending():
             return True
-        while True:
-            if not self._ready():
+        if self._starved:
+            return False
+        while True:  # bounded: every pass decrypts a whole record, or stops
+            if not self._feed():
+                self._starved = True
                 return False
             try:
                 data = self._obj.read(1)
@@ -472,68 +503,51 @@ class TLSEngine:
 
     # -- giving OpenSSL whole records ----------------------------------
 
-    def _ready(self) -> bool:
-        """Can a read make progress without more input? Gives OpenSSL the next records if needed."""
-        if self._obj.pending() or self._incoming.pending or self._incoming.eof:
-            return True
-        return self._give_records()
+    def _feed(self) -> bool:
+        """Give OpenSSL the next record; True when a read can make progress without more input.
 
-    def _give_records(self) -> bool:
-        """Move the next whole records (at least one, about `FEED_BATCH` bytes) into OpenSSL.
-
-        False when no whole record is there (the stream has not ended):
-        reading would only fail for want of input.
+        True when the incoming BIO now holds one whole record (and nothing
+        else), or at the end of the stream, or for bytes that are not
+        records. False when the record is still incomplete: what came of it
+        is in the BIO, ``_need`` more bytes are to come.
         """
-        if self._carry:
-            return self._complete_carry()
-        if not self._framed:
-            return self._give_all()
         inbox = self._inbox
-        size = len(inbox)
-        end = 0
-        while end + HEADER <= size:
-            kind, major, length = _unpack_header(inbox, end)
+        have = len(inbox)
+        need = self._need
+        if need:
+            # The start of this record is in the BIO already.
+            if have < need:
+                if have:
+                    self._incoming.write(inbox)
+                    self._inbox = _EMPTY
+                    self._need = need - have
+                return self._at_end()
+            self._need = 0
+        elif have >= HEADER:
+            kind, major, length = _unpack_header(inbox)
             if major != 3 or kind not in _RECORD_TYPES:
                 return self._unframed()
-            after = end + HEADER + length
-            if after > size or (end and after > FEED_BATCH):
-                break
-            end = after
-        if end:
-            if end < size:
-                self._incoming.write(inbox[:end])
-                self._inbox = inbox[end:]
-            else:
+            need = HEADER + length
+            if have < need:
+                # Cut by the end of the receive: its start goes in now, so
+                # that the receive's buffer is freed (and nothing is copied).
                 self._incoming.write(inbox)
                 self._inbox = _EMPTY
-            return True
-        if size:
-            # Only the start of a record: keep a copy, release the receive buffer.
-            self._carry = bytes(inbox)
+                self._need = need - have
+                return self._at_end()
+        elif not self._framed:
+            return self._give_all()
+        else:
+            if have:  # the start of a header: a copy of it, so that the receive's buffer is freed
+                self._inbox = memoryview(bytes(inbox))
+            return self._at_end()
+        if have == need:
+            self._incoming.write(inbox)
             self._inbox = _EMPTY
-        return self._at_end()
-
-    def _complete_carry(self) -> bool:
-        """Complete the record begun in an earlier receive, if the rest has come."""
-        inbox = self._inbox
-        if not inbox:
-            return self._at_end()  # nothing new: the carry stays as it is
-        carry = self._carry
-        head = carry if len(carry) >= HEADER else carry + bytes(inbox[: HEADER - len(carry)])
-        if len(head) >= HEADER:
-            kind, major, length = _unpack_header(head)
-            if major != 3 or kind not in _RECORD_TYPES:
-                return self._unframed()
-            need = HEADER + length - len(carry)
-            if len(inbox) >= need:
-                self._incoming.write(carry)
-                self._incoming.write(inbox[:need])
-                self._carry = b""
-                self._inbox = inbox[need:] if need < len(inbox) else _EMPTY
-                return True
-        self._carry = carry + bytes(inbox)
-        self._inbox = _EMPTY
-        return self._at_end()
+        else:
+            self._incoming.write(inbox[:need])
+            self._inbox = inbox[need:]
+        return True
 
     def _unframed(self) -> bool:
         """Not TLS records after all: from now on OpenSSL gets the bytes as they come."""
@@ -542,9 +556,6 @@ class TLSEngine:
 
     def _give_all(self) -> bool:
         """Everything received goes to OpenSSL as it is (the handshake, garbage, the end)."""
-        if self._carry:
-            self._incoming.write(self._carry)
-            self._carry = b""
         if self._inbox:
             self._incoming.write(self._inbox)
             self._inbox = _EMPTY
