@@ -273,14 +273,18 @@ class TLSEngine:
         if self._hello_at is not None and self.rtt is None:
             self.rtt = now - self._hello_at  # the first call after the server answered
             self._hello_at = None
-        while True:
+        while True:  # bounded: every pass after the first gives OpenSSL a piece of the inbox
+            inbox = self._inbox
+            if inbox:
+                # The next piece goes in before the step, not after a step
+                # that could only fail for want of it (a wasted call into
+                # OpenSSL, an exception and a release of the GIL per connect).
+                self._incoming.write(inbox[:HANDSHAKE_PIECE])
+                self._inbox = inbox[HANDSHAKE_PIECE:] if len(inbox) > HANDSHAKE_PIECE else _EMPTY
             try:
                 obj.do_handshake()
             except ssl.SSLWantReadError:
-                inbox = self._inbox
-                if inbox:
-                    self._incoming.write(inbox[:HANDSHAKE_PIECE])
-                    self._inbox = inbox[HANDSHAKE_PIECE:] if len(inbox) > HANDSHAKE_PIECE else _EMPTY
+                if self._inbox:
                     continue
                 if self._incoming.eof:
                     # OpenSSL waits for more, but no more will come.
