@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
-import socket
 import ssl
 import sys
 import tempfile
@@ -42,7 +41,8 @@ sys.path.insert(1, str(HERE))
 
 import run as bench  # noqa: E402 (after the path lines: this tree's run.py)
 
-from inetkit import Option, Protocol, SecurityCredentials  # noqa: E402
+import inetkit.aio  # noqa: E402
+from inetkit import Option, SecurityCredentials  # noqa: E402
 from inetkit.aio import AsyncConnection  # noqa: E402
 
 LoopFactory = Callable[[], asyncio.AbstractEventLoop] | None
@@ -56,40 +56,13 @@ LINES = 200_000
 
 def _opener(port: int, options: Option, credentials: SecurityCredentials | None) -> Opener:
     """How a round opens its handle: `inetkit.aio.connect` (the public way)."""
-    import inetkit.aio
-
-    connect = getattr(inetkit.aio, "connect", None)
 
     async def open_public() -> AsyncConnection:
-        assert connect is not None
-        conn: AsyncConnection = await connect(
+        return await inetkit.aio.connect(
             "127.0.0.1", port, options=options | Option.NODELAY, credentials=credentials, timeout=30
         )
-        return conn
 
-    async def open_internal() -> AsyncConnection:
-        # Until inetkit.aio.connect exists: the handle as the connect driver builds it.
-        from inetkit._core.plan import make_plan
-        from inetkit._trace import ConnectTrace
-
-        plan = make_plan(
-            "127.0.0.1", port, Protocol.TCP, 30.0, options | Option.NODELAY, credentials,
-            None, None, None, None, 0.25, True,
-        )  # fmt: skip
-
-        class Trace:
-            def trace(self) -> ConnectTrace:
-                return ConnectTrace(host=plan.host, port=port, resolution=None, attempts=[], total=0.0)
-
-        sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.setblocking(False)
-        conn = AsyncConnection._new(sock, ("127.0.0.1", port), plan, Trace(), asyncio.get_running_loop())
-        if options & Option.SECURE:
-            await conn._start_tls(credentials, None, time.monotonic() + 30.0, None)
-        return conn
-
-    return open_public if connect is not None else open_internal
+    return open_public
 
 
 def _paired(
