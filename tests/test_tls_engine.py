@@ -934,3 +934,34 @@ def test_engine_never_holds_more_than_one_record_or_the_receive(pair: tuple[TLSE
     assert bytes(got) == answer
     assert 0 < biggest <= MAX_RECORD + 256 + 5
     assert max(sizes) == 65536  # a view is filled from several records at once
+
+
+def test_engine_handshake_steps_only_when_openssl_has_something_to_read(
+    pki: PKI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One OpenSSL step for the ClientHello, then one per piece of the server's flight: none for nothing.
+
+    A step that can only fail for want of input costs a call into OpenSSL,
+    an exception and a release of the GIL; every TLS connect would pay it.
+    """
+    steps: list[int] = []
+
+    class Counting(ssl.SSLObject):
+        def do_handshake(self) -> None:
+            steps.append(1)
+            super().do_handshake()
+
+    monkeypatch.setattr(tls_engine, "_C_LEVEL", False)  # the public SSLObject, whose class we choose
+    context = ssl.create_default_context(cafile=str(pki.ca_file))
+    context.sslobject_class = Counting
+    engine = TLSEngine(context, "localhost", target=TARGET)
+    peer = Peer(pki.servers["valid"].context())
+    assert engine.handshake(0.0) is False
+    assert len(steps) == 1  # the ClientHello
+    to_server(engine, peer)
+    peer.step()
+    flight = peer.outgoing.read()
+    engine.receive(flight)
+    assert engine.handshake(0.001) is True
+    pieces = -(-len(flight) // tls_engine.HANDSHAKE_PIECE)
+    assert len(steps) == 1 + pieces
