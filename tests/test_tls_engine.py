@@ -925,12 +925,12 @@ def test_engine_never_holds_more_than_one_record_or_the_receive(pair: tuple[TLSE
         engine.receive(data[start : start + 65536])
         for _ in range(10):  # bounded: each pass returns data or stops
             count = engine.read_into(memoryview(buf))
-            biggest = max(biggest, engine._incoming.pending)  # type: ignore[attr-defined]
+            biggest = max(biggest, engine._incoming.pending)
             if count == WANT_READ:
                 break
             got += buf[:count]
             sizes.append(count)
-        assert len(engine._inbox) < 5  # type: ignore[attr-defined]  # at most a cut header, copied
+        assert len(engine._inbox) < 5  # at most a cut header, copied
     assert bytes(got) == answer
     assert 0 < biggest <= MAX_RECORD + 256 + 5
     assert max(sizes) == 65536  # a view is filled from several records at once
