@@ -54,8 +54,10 @@ like TLS records are given to OpenSSL as they are, which then reports them.
 A read decrypts record after record in one call (`read_into` until the
 view is full, `read` up to ``max_bytes``): a 64 KiB receive of 16 KiB
 records is one step, and so is a receive of many small records (a line per
-record). Each record costs one header parse, one BIO write and one
-OpenSSL read, in one loop with no call per record besides those.
+record). A record that came whole costs one header parse, one BIO write
+and one OpenSSL read, in that loop; the rest of a record begun in an
+earlier receive, a cut header and the end of the stream go through
+`_feed`.
 """
 
 from __future__ import annotations
