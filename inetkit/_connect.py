@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from ._trace import ConnectTrace
 
 # Loaded when first needed, not with this module (the first connect to an
-# IP literal without socket options loads none of them): `_resolver` by the first
+# IP literal without socket options loads neither): `_resolver` by the first
 # connect to a name, `_options` by the first with socket options, `_trace`
 # by the first trace asked for. Module imports cost 0.2-0.7 ms each, and
 # the first connect after ``import inetkit`` is benchmarked; a function-level
