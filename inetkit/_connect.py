@@ -31,21 +31,15 @@ from ._core.race import Address, Race, attempts_of
 from ._dialer import CONNECTION_ATTEMPT_DELAY, Socket, dial
 from ._errors import ErrorCode, InetError, InvalidArgumentError, translate_os_error
 from ._log import DEBUG, logger
+from ._options import apply_socket_options, bind_reserved_port
+from ._resolver import Resolver, order_addresses
+from ._trace import ConnectTrace, Resolution
 from ._types import KeepAlive, Option, Protocol
 
 if TYPE_CHECKING:
     import ssl
 
     from ._credentials import SecurityCredentials
-    from ._resolver import Resolver
-    from ._trace import ConnectTrace
-
-# Loaded when first needed, not with this module (the first connect to an
-# IP literal without socket options loads neither): `_resolver` by the first
-# connect to a name, `_options` by the first with socket options, `_trace`
-# by the first trace asked for. Module imports cost 0.2-0.7 ms each, and
-# the first connect after ``import inetkit`` is benchmarked; a function-level
-# import would cost about a microsecond on every later connect.
 
 __all__ = ["DEFAULT_TIMEOUT", "connect", "connect_url", "run", "url_plan"]
 
@@ -69,9 +63,6 @@ _SETTLED: Final[dict[int, Any]] = {}
 #: ``_tls.get_context`` once the first TLS or STARTTLS connect loaded it (`_context_getter`):
 #: a plain connect never loads TLS, and a function-level import costs on every connect.
 _get_context: Callable[..., ssl.SSLContext] | None = None
-#: ``_options.apply_socket_options`` and ``_resolver.order_addresses``, once loaded (see above).
-_apply_socket_options: Callable[..., None] | None = None
-_order_addresses: Callable[[Sequence[Address], bool], Sequence[Address]] | None = None
 
 
 def __getattr__(name: str) -> Any:
@@ -84,8 +75,6 @@ def __getattr__(name: str) -> Any:
 def _default_resolver() -> Resolver:
     global _DEFAULT_RESOLVER
     if _DEFAULT_RESOLVER is None:
-        from ._resolver import Resolver
-
         _DEFAULT_RESOLVER = Resolver()
     return _DEFAULT_RESOLVER
 
@@ -234,15 +223,13 @@ class _Record:
         """Set the plan's socket options and bind its local address on a fresh socket (a `dial` hook)."""
         plan = self.plan
         bits = plan.bits
-        (_apply_socket_options or _options_loaded())(sock, bits, plan.protocol, plan.keepalive)
+        apply_socket_options(sock, bits, plan.protocol, plan.keepalive)
         local = plan.local
         if local is None and not bits & _RESERVEDPORT:
             return
         any_ip = "::" if family == socket.AF_INET6 else "0.0.0.0"
         ip = local[0] if local is not None and local[0] else any_ip
         if bits & _RESERVEDPORT:
-            from ._options import bind_reserved_port
-
             bind_reserved_port(sock, ip)
             return
         assert local is not None
@@ -270,8 +257,6 @@ class _Record:
 
     def trace(self) -> ConnectTrace:
         """The `ConnectTrace` of what the readings say (built on each call; the handle keeps one)."""
-        from ._trace import ConnectTrace, Resolution  # loaded by the first trace asked for
-
         source = self.source
         resolution = None
         if source is not None:
@@ -362,22 +347,6 @@ def _tls_context(plan: Plan) -> ssl.SSLContext | None:
     return None
 
 
-def _options_loaded() -> Callable[..., None]:
-    global _apply_socket_options
-    from ._options import apply_socket_options
-
-    _apply_socket_options = apply_socket_options
-    return apply_socket_options
-
-
-def _resolver_loaded() -> Callable[[Sequence[Address], bool], Sequence[Address]]:
-    global _order_addresses
-    from ._resolver import order_addresses
-
-    _order_addresses = order_addresses
-    return order_addresses
-
-
 def _context_getter() -> Callable[..., ssl.SSLContext]:
     global _get_context
     from ._tls import get_context
@@ -452,7 +421,7 @@ def _resolved(
     plan: Plan, started: float, found: Sequence[Address], source: str
 ) -> tuple[str, Sequence[Address], float]:
     """What the resolver found, in race order, with its source and the seconds it took (both drivers)."""
-    addresses = (_order_addresses or _resolver_loaded())(found, bool(plan.bits & _PREFER_IPV6))
+    addresses = order_addresses(found, bool(plan.bits & _PREFER_IPV6))
     took = _monotonic() - started
     if logger.isEnabledFor(DEBUG):
         logger.debug(

@@ -142,35 +142,6 @@ def test_bare_import_loads_errors_and_value_types_only() -> None:
     assert _printed(code) == ["inetkit inetkit._errors inetkit._types"]
 
 
-def test_a_first_plain_connect_loads_only_what_it_uses() -> None:
-    """A connect to an IP literal without options loads no resolver, socket-option or trace module.
-
-    Each module costs 0.2-0.7 ms to load; a connect to a name, a connect with
-    options and the first trace asked for load theirs (and then work).
-    """
-    code = (
-        "import socket, sys\n"
-        "server = socket.socket(); server.bind(('127.0.0.1', 0)); server.listen(8)\n"
-        "port = server.getsockname()[1]\n"
-        "import inetkit\n"
-        "names = ('inetkit._resolver', 'inetkit._options', 'inetkit._trace')\n"
-        "def loaded():\n"
-        "    return [n for n in names if n in sys.modules]\n"
-        "conn = inetkit.connect('127.0.0.1', port, timeout=5)\n"
-        "print(loaded())\n"
-        "print(conn.trace.attempts[0].outcome, loaded())\n"
-        "conn.close()\n"
-        "inetkit.connect('127.0.0.1', port, options=inetkit.Option.NODELAY, timeout=5).close()\n"
-        "inetkit.connect('localhost', port, timeout=5).close()\n"
-        "print(loaded())\n"
-    )
-    assert _printed(code) == [
-        "[]",
-        "connected ['inetkit._trace']",
-        "['inetkit._resolver', 'inetkit._options', 'inetkit._trace']",
-    ]
-
-
 def test_lazy_names_load_on_first_use() -> None:
     code = (
         "import sys, inetkit\n"

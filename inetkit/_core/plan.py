@@ -38,12 +38,12 @@ from typing import TYPE_CHECKING, Final
 
 from .._errors import ErrorCode, InvalidArgumentError
 from .._hostname import cached_literal, check_host, check_port, ip_literal, literal_sockaddr
+from .._resolver import Resolver
 from .._types import ALL_OPTIONS, SOCKET_FLAGS, KeepAlive, Option, Protocol, check_options, check_timeout
 from .race import CONNECTION_ATTEMPT_DELAY, Address
 
 if TYPE_CHECKING:
     from .._credentials import SecurityCredentials
-    from .._resolver import Resolver
     from .proxy import Proxy
 
 __all__ = ["MIN_ATTEMPT_DELAY", "PLAN_CACHE_SIZE", "Plan", "deadline_of", "dialog_names", "make_plan"]
@@ -242,9 +242,6 @@ def make_plan(
         bits |= _KEEPALIVE
     chosen: Resolver | None = None
     if resolver is not None:
-        # Loaded here, not with the module: a connect to an IP literal never resolves.
-        from .._resolver import Resolver
-
         if not isinstance(resolver, Resolver):
             raise TypeError(f"resolver must be an inetkit.Resolver, not {type(resolver).__name__}")
         chosen = resolver

@@ -58,12 +58,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import Any, Final, Self
 
 from .._errors import ErrorCode, InetError, InetTimeoutError
-
-if TYPE_CHECKING:
-    from .._trace import Attempt
+from .._trace import Attempt
 
 __all__ = [
     "CONNECTION_ATTEMPT_DELAY",
@@ -201,8 +199,6 @@ def attempts_of(log: Sequence[list[Any]], addresses: Sequence[Address], started:
     A finished race's readings are kept instead of the race itself (or the
     records) by a handle whose trace nobody has asked for yet.
     """
-    from .._trace import Attempt  # loaded by the first trace asked for, not by every first connect
-
     records = []
     for index, (start, end, outcome, error) in enumerate(log):
         family, sockaddr = addresses[index]
