@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import pathlib
 import re
 import socket
+import subprocess
+import sys
+import textwrap
 
 import idna
 import pytest
@@ -18,6 +22,7 @@ from inetkit._hostname import (
     check_host,
     check_port,
     ip_literal,
+    is_dotted_quad,
     literal_sockaddr,
     normalize_host_name,
     redact_userinfo,
@@ -369,6 +374,88 @@ def test_every_ip_address_is_its_own_literal(address: ipaddress.IPv4Address | ip
     assert normalize_host_name(result) == result
     if address.version == 6:
         assert normalize_host_name(f"[{address.exploded}]") == result
+
+
+# -- the dotted quad, without ipaddress or a pattern ---------------------------------
+
+
+def _ipaddress_accepts(text: str) -> bool:
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+# Octet-like pieces that sit on every edge of the rule: leading zeros, 255/256, three digits
+# and four, empty, non-ASCII digits (which int() would read), signs and spaces.
+OCTET_LIKE = st.sampled_from(
+    ["0", "00", "01", "1", "9", "10", "99", "100", "199", "249", "250", "255", "256", "260", "300", "999",
+     "0255", "1000", "", " 1", "+1", "-1", "1_0", "\u0661", "\uff11", "a", "0x1"]
+)  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(OCTET_LIKE, min_size=1, max_size=6).map(".".join))
+def test_dotted_quad_is_exactly_what_ipaddress_accepts(text: str) -> None:
+    assert is_dotted_quad(text) == _ipaddress_accepts(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="0123456789.\n\u0663", max_size=17))
+def test_dotted_quad_agrees_with_ipaddress_on_digit_soup(text: str) -> None:
+    assert is_dotted_quad(text) == _ipaddress_accepts(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.ip_addresses(v=4))
+def test_every_ipv4_address_is_a_dotted_quad(address: ipaddress.IPv4Address) -> None:
+    assert is_dotted_quad(str(address))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="abz09-_.", max_size=70) | st.builds(lambda n: "a" * n, st.integers(60, 66)))
+def test_ascii_names_are_checked_by_the_grammar(name: str) -> None:
+    # The grammar every accepted name has (NAME_GRAMMAR), checked without it.
+    try:
+        result = normalize_host_name(name)
+    except InvalidArgumentError:
+        accepted = False
+    else:
+        accepted = True
+        assert result == name
+    # Accepted exactly when it is an IPv4 address, or the grammar matches and the name is
+    # neither all-numeric (``127.1``) nor too long.
+    grammar = NAME_GRAMMAR.fullmatch(name) is not None
+    stem = name[:-1] if name.endswith(".") else name
+    numeric = stem.rpartition(".")[2].isdigit()
+    name_ok = grammar and not numeric and len(stem) <= MAX_NAME_LENGTH
+    assert accepted == (_ipaddress_accepts(name) or name_ok)
+
+
+def test_the_first_connects_compile_no_regular_expression(tmp_path: pathlib.Path) -> None:
+    # Compiling the address and name patterns cost about 0.9 ms, paid by the first connect
+    # of every program; the checks those connects make are string operations now.
+    code = textwrap.dedent(
+        """
+        import re, socket
+        compiled = []
+        original = re.compile
+        re.compile = lambda pattern, flags=0: compiled.append(pattern) or original(pattern, flags)
+        import inetkit
+        with socket.create_server(("127.0.0.1", 0)) as server:
+            port = server.getsockname()[1]
+            inetkit.connect("127.0.0.1", port, timeout=5).close()
+            inetkit.connect("localhost", port, timeout=5).close()
+            inetkit.connect("Localhost.", port, timeout=5).close()
+        print(compiled)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
 
 
 # -- ip_literal, sni_name --------------------------------------------------------
