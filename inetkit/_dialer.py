@@ -57,7 +57,6 @@ from ._core.race import (
     Lost,
     Race,
     Start,
-    Step,
     Wait,
     Won,
     describe_target,
@@ -238,49 +237,11 @@ def dial(
     polled: dict[int, int] = {}  # descriptor -> attempt, while in flight
     poll = poller()
     idle = 0  # wake-ups that brought no event
-    # The step the race gave as an attempt started, and its poll timeout
-    # (both settled before the connect).
-    waiting: Step | None = None
-    waiting_ms: int | None = None
     step = race.next(clock())
     try:
         # Won ends the loop: the common path leaves right after the poll.
         while type(step) is not Won:
-            if type(step) is Wait:  # first: the wait is what follows the connect
-                events = poll.poll(waiting_ms if step is waiting else poll_ms(step.seconds))
-                now = clock()
-                if not events:
-                    # Only a wake-up without events can repeat without progress
-                    # (every event ends an attempt): bound them against a broken clock.
-                    idle += 1
-                    if idle > MAX_WAKEUPS_PER_ADDRESS * len(addresses):
-                        raise InetError(
-                            f"connect to {race.host} port {race.port}: gave up after too many wake-ups "
-                            "without progress (is the clock moving?)",
-                            ErrorCode.NETWORK_ERROR,
-                        )
-                    step = race.next(now)
-                    continue
-                if len(events) > 1:
-                    # Simultaneous answers: report the more preferred address first, so it wins.
-                    events.sort(key=lambda event: polled[event[0]])
-                for fd, flags in events:
-                    index = polled.pop(fd)
-                    # Writable without error or hang-up: connected, no SO_ERROR query.
-                    if not flags & _POLL_FAILED:
-                        step = race.connected(index, now)
-                        break  # the race is over
-                    ended = socks[index]
-                    code = ended.getsockopt(_SOL_SOCKET, _SO_ERROR)
-                    if code == 0:
-                        step = race.connected(index, now)
-                        break
-                    poll.unregister(fd)
-                    del socks[index]
-                    ended.close()
-                    error = _failed(OSError(code, os.strerror(code)), race, str(addresses[index][1][0]))
-                    step = race.failed(index, now, error)
-            elif type(step) is Start:
+            if type(step) is Start:
                 index = step.attempt
                 family, sockaddr = addresses[index]
                 if debug:
@@ -299,9 +260,7 @@ def dial(
                     fd = sock.fileno()
                     polled[fd] = index
                     poll.register(fd, _POLLOUT)
-                    waiting = race.next(clock())
-                    if type(waiting) is Wait:  # and the poll's timeout for it
-                        waiting_ms = poll_ms(waiting.seconds)
+                    timeout_ms = poll_ms(step.seconds)  # the wait that follows the start
                     code = sock.connect_ex(sockaddr)
                     if code and code not in _IN_PROGRESS:
                         raise OSError(code, os.strerror(code))
@@ -317,14 +276,50 @@ def dial(
                     else:
                         step = race.failed(index, clock(), _failed(exc, race, str(sockaddr[0])))
                     continue
-                # In progress: wait as the race said; 0: a datagram socket, or
-                # a TCP connect that ended at once.
-                step = waiting if code else race.connected(index, clock())
+                if not code:  # a datagram socket, or a TCP connect that ended at once
+                    step = race.connected(index, clock())
+                    continue
+                # In progress: wait as the start said (below).
+            elif type(step) is Wait:
+                timeout_ms = poll_ms(step.seconds)
             else:
                 assert type(step) is Lost
                 if debug:
                     _log_end(race)
                 raise step.error
+            events = poll.poll(timeout_ms)
+            now = clock()
+            if not events:
+                # Only a wake-up without events can repeat without progress
+                # (every event ends an attempt): bound them against a broken clock.
+                idle += 1
+                if idle > MAX_WAKEUPS_PER_ADDRESS * len(addresses):
+                    raise InetError(
+                        f"connect to {race.host} port {race.port}: gave up after too many wake-ups "
+                        "without progress (is the clock moving?)",
+                        ErrorCode.NETWORK_ERROR,
+                    )
+                step = race.next(now)
+                continue
+            if len(events) > 1:
+                # Simultaneous answers: report the more preferred address first, so it wins.
+                events.sort(key=lambda event: polled[event[0]])
+            for fd, flags in events:
+                index = polled.pop(fd)
+                # Writable without error or hang-up: connected, no SO_ERROR query.
+                if not flags & _POLL_FAILED:
+                    step = race.connected(index, now)
+                    break  # the race is over
+                ended = socks[index]
+                code = ended.getsockopt(_SOL_SOCKET, _SO_ERROR)
+                if code == 0:
+                    step = race.connected(index, now)
+                    break
+                poll.unregister(fd)
+                del socks[index]
+                ended.close()
+                error = _failed(OSError(code, os.strerror(code)), race, str(addresses[index][1][0]))
+                step = race.failed(index, now, error)
     except BaseException:
         race.abandon(clock())
         for loser in socks.values():

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 from conftest import black_hole, dual_stack_port, free_port, open_fds
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from inetkit._core.race import Lost, Race, Start, Wait, Won
 from inetkit._dialer import CONNECTION_ATTEMPT_DELAY, MAX_POLL_MS, dial, poll_ms
@@ -85,7 +87,11 @@ def play(
             outcome = outcomes[step.attempt]
             if outcome is not None:
                 ends[step.attempt] = (now + outcome[1], outcome[0])
-            step = race.next(now)
+            # The start's own wait is what the race answers when asked again at once
+            # (the blocking driver waits as the start says, without asking).
+            follow = race.next(now)
+            assert isinstance(follow, Wait) and follow.seconds == step.seconds, (step, follow)
+            step = Wait(step.seconds)
         elif isinstance(step, Wait):
             next_end = min((end for end, _ in ends.values()), default=math.inf)
             now = min(next_end, math.inf if step.seconds is None else now + step.seconds)
@@ -259,19 +265,46 @@ def test_deadline_already_past() -> None:
 
 def test_wait_times() -> None:
     race = make_race(2, deadline=None)
-    assert isinstance(race.next(0.0), Start)
+    assert race.next(0.0) == Start(0, 0.25)  # the start says how long to wait after it
     step = race.next(0.0)
     assert isinstance(step, Wait) and step.seconds == 0.25
     step = race.next(0.1875)
     assert isinstance(step, Wait) and step.seconds == 0.0625
-    assert isinstance(race.next(0.25), Start)
+    assert race.next(0.25) == Start(1, None)
     step = race.next(0.25)
     assert isinstance(step, Wait) and step.seconds is None  # nothing left to start, no deadline
     race = make_race(3, deadline=0.375)
     race.next(0.0)
-    race.next(0.25)
+    assert race.next(0.25) == Start(1, 0.125)
     step = race.next(0.25)
     assert isinstance(step, Wait) and step.seconds == 0.125  # the deadline comes before the next start
+    race = make_race(1, deadline=0.5)
+    assert race.next(0.125) == Start(0, 0.375)  # the last address: the deadline's wait
+    assert repr(Start(0, 0.375)) == "Start(attempt=0, seconds=0.375)"
+    assert repr(Wait(0.25)) == "Wait(seconds=0.25)"
+
+
+# Answers on the dyadic grid (exact in binary), so that every comparison in `play` is exact.
+OUTCOME = st.none() | st.tuples(
+    st.sampled_from(["connected", "refused"]), st.integers(0, 64).map(lambda n: n / 16)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(OUTCOME, min_size=1, max_size=6),
+    st.none() | st.integers(1, 96).map(lambda n: n / 8),
+    st.sampled_from([0.125, 0.25, 0.5, math.inf]),
+)
+def test_every_start_says_the_wait_the_race_would_answer(
+    outcomes_: list[tuple[str, float] | None], deadline: float | None, delay: float
+) -> None:
+    # `play` checks each start's wait against the race's answer at the same moment.
+    assume(deadline is not None or None not in outcomes_)  # else nothing would ever end the race
+    trace, error, end = play(outcomes_, deadline=deadline, delay=delay)
+    assert (error is None) == any(a.outcome == "connected" for a in trace)
+    if deadline is not None:
+        assert end <= deadline
 
 
 def test_a_far_deadline_is_a_plain_number() -> None:

@@ -32,17 +32,20 @@ The algorithm (RFC 8305):
   address raises that attempt's own error.
 
 A single address is a race of one, not a separate code path: it costs one
-`Race.next` call per step (start, wait, won). UDP uses the same machine with
+call per step (the start, which says how long to wait after it, and the
+win). UDP uses the same machine with
 an infinite attempt delay: a datagram "connect" ends locally and at once and
 cannot be answered by the peer, so the next address is tried only after a
 local failure.
 
 The interface. Each call is told the time and what happened, and answers
-with the one thing to do next: `Start` attempt *i*, `Wait` up to *t*
-seconds for socket events, `Won` (attempt *i* connected), or `Lost` (the
-final error). `Race.next` reports nothing new (the start, or a wait that
-ended without events); `Race.connected` and `Race.failed` report an
-attempt's end.
+with the one thing to do next: `Start` attempt *i* and then wait up to *t*
+seconds for socket events, `Wait` up to *t* seconds, `Won` (attempt *i*
+connected), or `Lost` (the final error). The wait that comes with a start
+is what `Race.next` would answer at that moment, so a driver need not ask
+again before it waits. `Race.next` reports nothing new (a wait that ended
+without events); `Race.connected` and `Race.failed` report an attempt's
+end.
 The race keeps the trace as raw clock readings and builds `Attempt`
 records only when asked (`Race.attempts`): most connects never look.
 
@@ -99,31 +102,38 @@ TIMED_OUT: Final = "timed out"
 # -- what the driver is told to do -----------------------------------------------
 
 
-# The steps are one-field tuples: `Race.next` builds them with
-# ``tuple.__new__`` (no Python-level constructor call), which matters because
-# a race of one takes three steps on every connect; each field is read
-# through a C-level ``itemgetter``. Written out rather than made with
-# `typing.NamedTuple`, whose class creation would cost ``import inetkit``
-# about a tenth of a millisecond per step type.
+# The steps are small tuples: `Race.next` builds them with ``tuple.__new__``
+# (no Python-level constructor call), which matters because a race of one
+# takes two steps on every connect; each field is read through a C-level
+# ``itemgetter``. Written out rather than made with `typing.NamedTuple`,
+# whose class creation would cost ``import inetkit`` about a tenth of a
+# millisecond per step type.
 
 
-class _Step(tuple):  # type: ignore[type-arg]  # one field; the subclasses name it
+class _Step(tuple):  # type: ignore[type-arg]  # the subclasses name the fields
     __slots__ = ()
-    __match_args__: tuple[str]
+    __match_args__: tuple[str, ...]
 
-    def __new__(cls, value: object) -> Self:
-        return tuple.__new__(cls, (value,))
+    def __new__(cls, *values: object) -> Self:
+        return tuple.__new__(cls, values)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.__match_args__[0]}={self[0]!r})"
+        fields = ", ".join(f"{name}={value!r}" for name, value in zip(self.__match_args__, self, strict=True))
+        return f"{type(self).__name__}({fields})"
 
 
 class Start(_Step):
-    """Open attempt number ``attempt`` (a socket and a non-blocking connect), then report back."""
+    """Open attempt number ``attempt`` (a socket and a non-blocking connect), then wait as `Wait` does.
+
+    ``seconds`` is the wait that follows the start (None: no limit), as
+    `Race.next` would answer it at the same moment: when the attempt does
+    not end at once, wait that long for socket events and report back.
+    """
 
     __slots__ = ()
-    __match_args__ = ("attempt",)
+    __match_args__ = ("attempt", "seconds")
     attempt: int
+    seconds: float | None
 
 
 class Wait(_Step):
@@ -150,22 +160,22 @@ class Lost(_Step):
     error: InetError
 
 
-# Each step's one field, read through a C-level getter (the annotations above
+# Each step's fields, read through C-level getters (the annotations above
 # are what type checkers see).
 for _kind in (Start, Wait, Won, Lost):
-    setattr(_kind, _kind.__match_args__[0], property(itemgetter(0)))
-del _kind
+    for _index, _name in enumerate(_kind.__match_args__):
+        setattr(_kind, _name, property(itemgetter(_index)))
+del _kind, _index, _name
 
 
 _step = tuple.__new__
 
 Step = Start | Wait | Won | Lost
 
-#: Steps are immutable, so the `Start` and `Won` of the first attempts are
-#: made once, here: a race of one then builds only its `Wait`. Sixteen is
-#: more addresses than a name usually has; further steps are built as needed.
+#: Steps are immutable, so the `Won` of the first attempts are made once,
+#: here: a race of one then builds only its `Start`. Sixteen is more
+#: addresses than a name usually has; further steps are built as needed.
 _MADE_ONCE: Final = 16
-_STARTS: Final = tuple(_step(Start, (index,)) for index in range(_MADE_ONCE))
 _WINS: Final = tuple(_step(Won, (index,)) for index in range(_MADE_ONCE))
 
 
@@ -261,10 +271,12 @@ class Race:
     # -- the step ----------------------------------------------------------------
 
     def next(self, now: float) -> Step:
-        """What to do at ``now``: start an attempt, wait, or the race is over.
+        """What to do at ``now``: start an attempt (and wait after it), wait, or the race is over.
 
-        Call it again after acting on a `Start` or a `Wait`; `Won` and
-        `Lost` are final (further calls repeat them).
+        Call it again when a wait ended without events (a `Start`'s or a
+        `Wait`'s); calling it right after acting on a `Start` answers the
+        start's own wait again. `Won` and `Lost` are final (further calls
+        repeat them).
         """
         verdict = self._verdict
         if verdict is not None:
@@ -280,9 +292,14 @@ class Race:
             if now >= due:
                 self._next = index + 1
                 self._running += 1
-                self._due = now + self._delay
+                due = self._due = now + self._delay
                 self._log.append([now, None, PENDING, None])
-                return _STARTS[index] if index < _MADE_ONCE else _step(Start, (index,))
+                # The wait after it, as the branches below would answer at ``now``.
+                if index + 1 < self._total:
+                    limit = due - now
+                    left = deadline - now
+                    return _step(Start, (index, left if left < limit else limit))
+                return _step(Start, (index, None if deadline == _INF else deadline - now))
             # The next start, or the deadline if it comes first (an infinite one never does).
             limit = due - now
             left = deadline - now

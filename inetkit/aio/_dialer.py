@@ -140,6 +140,15 @@ def _wake_up(wake: asyncio.Future[None]) -> None:
         wake.set_result(None)
 
 
+def _connected(sock: Socket) -> bool:
+    """Whether a connect that answered "in progress" is done already (``getpeername`` works)."""
+    try:
+        sock.getpeername()  # ENOTCONN until the handshake is done (or when it failed)
+    except OSError:
+        return False
+    return True
+
+
 async def dial(
     race: Race,
     addresses: Sequence[Address],
@@ -172,35 +181,7 @@ async def dial(
     step = race.next(clock())
     try:
         while type(step) is not Won:
-            if type(step) is Wait:
-                if not ready:
-                    await watch.wait(step.seconds)
-                now = clock()
-                if not ready:
-                    idle += 1
-                    if idle > MAX_WAKEUPS_PER_ADDRESS * len(addresses):
-                        raise InetError(
-                            f"connect to {race.host} port {race.port}: gave up after too many wake-ups "
-                            "without progress (is the clock moving?)",
-                            ErrorCode.NETWORK_ERROR,
-                        )
-                    step = race.next(now)
-                    continue
-                if len(ready) > 1:  # simultaneous answers: the more preferred address first, so it wins
-                    ready.sort()
-                finished = ready[:]
-                ready.clear()
-                for index in finished:
-                    ended = socks[index]
-                    code = ended.getsockopt(_SOL_SOCKET, _SO_ERROR)
-                    if code == 0:
-                        step = race.connected(index, now)
-                        break  # the race is over
-                    del socks[index]
-                    ended.close()
-                    error = _failed(OSError(code, os.strerror(code)), race, str(addresses[index][1][0]))
-                    step = race.failed(index, now, error)
-            elif type(step) is Start:
+            if type(step) is Start:
                 index = step.attempt
                 family, sockaddr = addresses[index]
                 if debug:
@@ -223,20 +204,44 @@ async def dial(
                     else:
                         step = race.failed(index, clock(), _failed(exc, race, str(sockaddr[0])))
                     continue
-                if code:  # in progress, or already connected: loopback answers inside connect_ex
-                    try:
-                        sock.getpeername()  # ENOTCONN until the handshake is done (or when it failed)
-                    except OSError:
-                        watch.add(sock.fileno(), index)  # the loop tells when it ends
-                        step = race.next(clock())
-                        continue
-                # Connected: a datagram socket, or a TCP connect that ended at once.
-                step = race.connected(index, clock())
-            else:
+                # In progress, or already connected: loopback answers inside connect_ex.
+                if not code or _connected(sock):
+                    # Connected: a datagram socket, or a TCP connect that ended at once.
+                    step = race.connected(index, clock())
+                    continue
+                watch.add(sock.fileno(), index)  # the loop tells when it ends; wait as the start said
+            elif type(step) is not Wait:
                 assert type(step) is Lost
                 if debug:
                     _log_end(race)
                 raise step.error
+            if not ready:
+                await watch.wait(step.seconds)
+            now = clock()
+            if not ready:
+                idle += 1
+                if idle > MAX_WAKEUPS_PER_ADDRESS * len(addresses):
+                    raise InetError(
+                        f"connect to {race.host} port {race.port}: gave up after too many wake-ups "
+                        "without progress (is the clock moving?)",
+                        ErrorCode.NETWORK_ERROR,
+                    )
+                step = race.next(now)
+                continue
+            if len(ready) > 1:  # simultaneous answers: the more preferred address first, so it wins
+                ready.sort()
+            finished = ready[:]
+            ready.clear()
+            for index in finished:
+                ended = socks[index]
+                code = ended.getsockopt(_SOL_SOCKET, _SO_ERROR)
+                if code == 0:
+                    step = race.connected(index, now)
+                    break  # the race is over
+                del socks[index]
+                ended.close()
+                error = _failed(OSError(code, os.strerror(code)), race, str(addresses[index][1][0]))
+                step = race.failed(index, now, error)
     except BaseException:
         race.abandon(clock())
         watch.clear()
