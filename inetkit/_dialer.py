@@ -154,6 +154,15 @@ def _no_address(race: Race) -> InvalidArgumentError:
     return InvalidArgumentError(f"connect to {race.host} port {race.port}: no address to connect to")
 
 
+def _no_progress(race: Race) -> InetError:
+    """The error of a dial whose wake-ups brought no event too often (both drivers bound them)."""
+    return InetError(
+        f"connect to {race.host} port {race.port}: gave up after too many wake-ups "
+        "without progress (is the clock moving?)",
+        ErrorCode.NETWORK_ERROR,
+    )
+
+
 def poll_ms(seconds: float | None) -> int | None:
     """A wait in seconds as ``poll``'s milliseconds: rounded up, clamped to `MAX_POLL_MS`.
 
@@ -294,11 +303,7 @@ def dial(
                 # (every event ends an attempt): bound them against a broken clock.
                 idle += 1
                 if idle > MAX_WAKEUPS_PER_ADDRESS * len(addresses):
-                    raise InetError(
-                        f"connect to {race.host} port {race.port}: gave up after too many wake-ups "
-                        "without progress (is the clock moving?)",
-                        ErrorCode.NETWORK_ERROR,
-                    )
+                    raise _no_progress(race)
                 step = race.next(now)
                 continue
             if len(events) > 1:

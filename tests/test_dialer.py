@@ -18,7 +18,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from inetkit._core.race import Lost, Race, Start, Wait, Won
-from inetkit._dialer import CONNECTION_ATTEMPT_DELAY, MAX_POLL_MS, dial, poll_ms
+from inetkit._dialer import CONNECTION_ATTEMPT_DELAY, MAX_POLL_MS, MAX_WAKEUPS_PER_ADDRESS, dial, poll_ms
 from inetkit._errors import (
     ErrorCode,
     InetConnectionError,
@@ -404,6 +404,39 @@ def test_the_blocking_loop_staggers_and_times_out_at_exact_times() -> None:
     assert [a.duration for a in trace] == [10.0, 9.75, 9.5]
     assert fake.value == 10.0
     assert len(info.value.attempts) == 3
+
+
+class StoppedClock(FakeTime):
+    """A clock that never moves, and a poll that returns at once without events."""
+
+    def poll(self, timeout: float | None = None, /) -> list[tuple[int, int]]:
+        self.waits.append(-1 if timeout is None else int(timeout))
+        return []
+
+
+def test_the_blocking_loop_gives_up_on_a_clock_that_does_not_move() -> None:
+    # Every wake-up brings nothing and the deadline never comes: the loop is bounded anyway.
+    with black_hole("127.0.0.1") as port:
+        stopped = StoppedClock()
+        race = Race(
+            [v4(port)] * 2,
+            host="dial.test",
+            port=port,
+            started=0.0,
+            now=0.0,
+            deadline=10.0,
+            attempt_delay=0.25,
+        )
+        before = open_fds()
+        with pytest.raises(InetError) as info:
+            dial(race, [v4(port)] * 2, datagram=False, prepare=None, clock=stopped.now, poller=stopped.poller)
+        assert open_fds() == before  # both sockets closed
+    assert info.value.code is ErrorCode.NETWORK_ERROR
+    assert "too many wake-ups without progress" in str(info.value)
+    assert "dial.test port" in str(info.value)
+    assert len(stopped.waits) == 2 * MAX_WAKEUPS_PER_ADDRESS + 1
+    assert set(stopped.waits) == {250}  # until the next start, which never comes
+    assert outcomes(race.attempts()) == ["abandoned"]  # the first attempt; the second never became due
 
 
 def test_the_blocking_loop_waits_a_far_deadline_in_clamped_pieces() -> None:

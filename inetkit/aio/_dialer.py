@@ -74,10 +74,10 @@ from .._dialer import (
     _log_end,
     _log_start,
     _no_address,
+    _no_progress,
     _prepared,
     poll_ms,
 )
-from .._errors import ErrorCode, InetError
 from .._log import DEBUG, logger
 
 __all__ = ["dial"]
@@ -221,11 +221,7 @@ async def dial(
             if not ready:
                 idle += 1
                 if idle > MAX_WAKEUPS_PER_ADDRESS * len(addresses):
-                    raise InetError(
-                        f"connect to {race.host} port {race.port}: gave up after too many wake-ups "
-                        "without progress (is the clock moving?)",
-                        ErrorCode.NETWORK_ERROR,
-                    )
+                    raise _no_progress(race)
                 step = race.next(now)
                 continue
             if len(ready) > 1:  # simultaneous answers: the more preferred address first, so it wins
