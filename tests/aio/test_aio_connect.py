@@ -815,3 +815,39 @@ def test_huge_timeouts_are_waited_for(timeout: float | None, arun: Run[Any]) -> 
 
         assert arun(main()) == (0, 0, 0)
     assert resolver.calls and not resolver.cancelled
+
+
+def test_the_dial_gives_up_on_a_clock_that_does_not_move(arun: Run[Any]) -> None:
+    # The asyncio driver bounds wake-ups without progress as the blocking one does: a clock
+    # that never reaches the deadline cannot keep the dial waking up forever.
+    from inetkit._core.race import Race
+    from inetkit._dialer import MAX_WAKEUPS_PER_ADDRESS
+    from inetkit.aio._dialer import dial
+
+    readings: list[float] = []
+
+    def stopped() -> float:
+        readings.append(0.0)
+        return 0.0
+
+    with black_hole("127.0.0.1") as port:
+        address = (socket.AF_INET, ("127.0.0.1", port))
+        # The deadline is a millisecond after the stopped clock: each wake-up waits that long.
+        race = Race(
+            [address], host="dial.test", port=port, started=0.0, now=0.0, deadline=0.001, attempt_delay=0.25
+        )
+
+        async def main() -> tuple[BaseException, int]:
+            before = open_fds()
+            loop = asyncio.get_running_loop()
+            with pytest.raises(InetError) as info:
+                await dial(race, [address], datagram=False, prepare=None, loop=loop, clock=stopped)
+            return info.value, open_fds() - before
+
+        error, leaked = arun(main())
+    assert leaked == 0
+    assert error.code is ErrorCode.NETWORK_ERROR
+    assert "dial.test port" in str(error) and "too many wake-ups without progress" in str(error)
+    assert [a.outcome for a in race.attempts()] == ["abandoned"]
+    # One reading to start, one per wake-up (the last one over the bound), one to abandon.
+    assert len(readings) == 1 + MAX_WAKEUPS_PER_ADDRESS + 1 + 1
