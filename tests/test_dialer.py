@@ -380,30 +380,43 @@ class FakeTime:
         return []
 
 
-def test_the_blocking_loop_staggers_and_times_out_at_exact_times() -> None:
-    # Real sockets to a black hole (never answered); only the time is made up.
+def dial_a_black_hole(
+    fake: FakeTime, count: int, deadline: float, error: type[InetError]
+) -> tuple[Race, InetError]:
+    """Dial ``count`` copies of a black-holed loopback address on ``fake``'s clock and poll.
+
+    Real sockets (never answered); only the time is made up. Returns the
+    race and the error the dial raised, having checked that it left no
+    descriptor open.
+    """
     with black_hole("127.0.0.1") as port:
-        fake = FakeTime()
+        addresses = [v4(port)] * count
         race = Race(
-            [v4(port)] * 3,
+            addresses,
             host="dial.test",
             port=port,
             started=0.0,
             now=0.0,
-            deadline=10.0,
+            deadline=deadline,
             attempt_delay=0.25,
         )
         before = open_fds()
-        with pytest.raises(InetTimeoutError) as info:
-            dial(race, [v4(port)] * 3, datagram=False, prepare=None, clock=fake.now, poller=fake.poller)
+        with pytest.raises(error) as info:
+            dial(race, addresses, datagram=False, prepare=None, clock=fake.now, poller=fake.poller)
         assert open_fds() == before
+    return race, info.value
+
+
+def test_the_blocking_loop_staggers_and_times_out_at_exact_times() -> None:
+    fake = FakeTime()
+    race, error = dial_a_black_hole(fake, 3, 10.0, InetTimeoutError)
     assert fake.waits == [250, 250, 9500]
     trace = race.attempts()
     assert starts(trace) == [0.0, 0.25, 0.5]
     assert outcomes(trace) == ["timed out"] * 3
     assert [a.duration for a in trace] == [10.0, 9.75, 9.5]
     assert fake.value == 10.0
-    assert len(info.value.attempts) == 3
+    assert len(error.attempts) == 3
 
 
 class StoppedClock(FakeTime):
@@ -416,44 +429,19 @@ class StoppedClock(FakeTime):
 
 def test_the_blocking_loop_gives_up_on_a_clock_that_does_not_move() -> None:
     # Every wake-up brings nothing and the deadline never comes: the loop is bounded anyway.
-    with black_hole("127.0.0.1") as port:
-        stopped = StoppedClock()
-        race = Race(
-            [v4(port)] * 2,
-            host="dial.test",
-            port=port,
-            started=0.0,
-            now=0.0,
-            deadline=10.0,
-            attempt_delay=0.25,
-        )
-        before = open_fds()
-        with pytest.raises(InetError) as info:
-            dial(race, [v4(port)] * 2, datagram=False, prepare=None, clock=stopped.now, poller=stopped.poller)
-        assert open_fds() == before  # both sockets closed
-    assert info.value.code is ErrorCode.NETWORK_ERROR
-    assert "too many wake-ups without progress" in str(info.value)
-    assert "dial.test port" in str(info.value)
+    stopped = StoppedClock()
+    race, error = dial_a_black_hole(stopped, 2, 10.0, InetError)
+    assert error.code is ErrorCode.NETWORK_ERROR
+    assert "too many wake-ups without progress" in str(error)
+    assert "dial.test port" in str(error)
     assert len(stopped.waits) == 2 * MAX_WAKEUPS_PER_ADDRESS + 1
     assert set(stopped.waits) == {250}  # until the next start, which never comes
     assert outcomes(race.attempts()) == ["abandoned"]  # the first attempt; the second never became due
 
 
 def test_the_blocking_loop_waits_a_far_deadline_in_clamped_pieces() -> None:
-    with black_hole("127.0.0.1") as port:
-        fake = FakeTime()
-        deadline = 3 * MAX_POLL_MS / 1000
-        race = Race(
-            [v4(port)],
-            host="dial.test",
-            port=port,
-            started=0.0,
-            now=0.0,
-            deadline=deadline,
-            attempt_delay=0.25,
-        )
-        with pytest.raises(InetTimeoutError):
-            dial(race, [v4(port)], datagram=False, prepare=None, clock=fake.now, poller=fake.poller)
+    fake = FakeTime()
+    dial_a_black_hole(fake, 1, 3 * MAX_POLL_MS / 1000, InetTimeoutError)
     assert fake.waits == [MAX_POLL_MS] * 3
 
 
