@@ -93,12 +93,11 @@ class _LazyPattern:
     """A regular expression compiled the first time it is used.
 
     The patterns below serve rarer forms (IDNA dots, IPv6 zone ids,
-    URL-looking hosts, service names) and error messages; compiling them
-    costs about 0.9 ms together, which ``import inetkit`` or a first connect
-    to a plain name or address would otherwise make every program pay. The methods
-    mirror `re.Pattern`'s, so a call site reads as if the pattern were
-    compiled; the check for the compiled pattern costs a few tens of
-    nanoseconds per call.
+    URL-looking hosts, service names) and error messages. Compiling them
+    costs about 0.9 ms together; at ``import inetkit`` every program would
+    pay that for forms most never meet. The methods mirror `re.Pattern`'s,
+    so a call site reads as if the pattern were compiled; the check for the
+    compiled pattern costs a few tens of nanoseconds per call.
     """
 
     __slots__ = ("_compiled", "_source")
